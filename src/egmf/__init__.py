@@ -1,0 +1,8 @@
+"""EGMF: expert-guided multimodal fusion with LLMs for emotion recognition and sentiment analysis.
+
+The package follows the data flow:
+    data -> features -> model (encoders, experts, gating, LLM bridge) -> training -> evaluation -> cli
+Importing the package is cheap: heavy libraries (torch, transformers) load in the modules that use them.
+"""
+
+__version__ = "0.1.0"

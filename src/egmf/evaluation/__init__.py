@@ -1,0 +1,1 @@
+"""Metrics exactly as papers report them, aggregation over seeds, plots."""

@@ -1,0 +1,1 @@
+"""Raw media to features: audio (openSMILE, librosa, Whisper), video (faces), transcripts."""

@@ -1,0 +1,1 @@
+"""The EGMF model: modality encoders, experts, hierarchical gating, projector, the LLM bridge."""
