@@ -1,0 +1,133 @@
+"""The run config: what to load, which model, how to train and evaluate. One YAML file per benchmark.
+
+``egmf train --config configs/meld.yaml --set train.epochs=2 --set model.fusion.num_pseudo_tokens=8``
+loads the YAML, applies the overrides, and validates every key and value before any data is read. The
+resolved config is saved beside the results (``config.yaml``), so a run folder reproduces its numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from egmf.errors import ConfigError
+from egmf.model.config import ModelConfig
+from egmf.typed_config import apply_overrides, from_dict, read_yaml, to_dict, write_yaml
+
+
+@dataclass
+class DatasetEntry:
+    name: str = field(metadata={"help": "a registered dataset: mosi, mosei, sims, simsv2, meld, cherma, custom"})
+    path: str = field(metadata={"help": "the file or folder the loader reads (relative paths: from the working dir)"})
+    options: dict[str, Any] = field(default_factory=dict, metadata={"help": "loader options, e.g. {nan: zero}"})
+
+    def __post_init__(self):
+        from egmf.data.registry import dataset_names
+
+        names = dataset_names()
+        if self.name not in names:
+            raise ConfigError(f"data.datasets.name: unknown dataset {self.name!r}; valid choices: {', '.join(names)}")
+
+
+@dataclass
+class DataConfig:
+    datasets: list[DatasetEntry] = field(
+        default_factory=list, metadata={"help": "datasets trained together; a batch may mix them"}
+    )
+    max_frames: dict[str, int] = field(
+        default_factory=dict, metadata={"help": "truncate a modality to this many frames, e.g. {audio: 400}"}
+    )
+    limit: dict[str, int] = field(
+        default_factory=dict, metadata={"help": "use at most N samples of a split per dataset (quick runs), e.g. {valid: 200}"}
+    )
+
+    def __post_init__(self):
+        if not self.datasets:
+            raise ConfigError("data.datasets: expected at least one dataset entry {name, path}")
+        bad = sorted(set(self.max_frames) - {"text", "audio", "vision"})
+        if bad:
+            raise ConfigError(f"data.max_frames: unknown modality {bad[0]!r}; valid choices: text, audio, vision")
+        bad = sorted(set(self.limit) - {"train", "valid", "test"})
+        if bad:
+            raise ConfigError(f"data.limit: unknown split {bad[0]!r}; valid choices: train, valid, test")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = field(default=3, metadata={"help": "passes over the train split"})
+    max_steps: int = field(default=0, metadata={"help": "stop after this many optimiser steps (0 = epochs decide)"})
+    time_limit_minutes: float = field(default=0.0, metadata={"help": "stop training after this long (0 = no limit)"})
+    batch_size: int = field(default=8, metadata={"help": "samples per device per micro-batch"})
+    grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimiser step"})
+    lr_lora: float = field(default=2e-4, metadata={"help": "learning rate of the LoRA weights"})
+    lr_fusion: float = field(default=1e-3, metadata={"help": "learning rate of the fusion (encoders, experts, gates, projector)"})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
+    warmup_ratio: float = field(default=0.06, metadata={"help": "fraction of the steps spent warming up, then cosine decay"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping (0 = off)"})
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = field(
+        default="auto", metadata={"help": "auto = bf16 where the device supports it"}
+    )
+    seed: int = field(default=1111, metadata={"help": "seed of this run (egmf train --seeds overrides)"})
+    eval_every: int = field(default=0, metadata={"help": "evaluate on valid every N steps (0 = once per epoch)"})
+    save_every: int = field(default=50, metadata={"help": "write the resumable 'last' checkpoint every N steps"})
+    patience: int = field(default=3, metadata={"help": "early stopping: evaluations without improvement (0 = off)"})
+    log_every: int = field(default=10, metadata={"help": "log loss and learning rate every N steps"})
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "grad_accum", "save_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name}: expected an integer >= 1, got {getattr(self, name)}")
+        for name in ("max_steps", "eval_every", "patience"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"train.{name}: expected an integer >= 0, got {getattr(self, name)}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"train.warmup_ratio: expected a value in [0, 1), got {self.warmup_ratio}")
+        if self.lr_lora <= 0 or self.lr_fusion <= 0:
+            raise ConfigError("train.lr_lora / train.lr_fusion: expected positive learning rates")
+
+
+@dataclass
+class EvalConfig:
+    decoding: Literal["constrained", "free"] = field(
+        default="constrained", metadata={"help": "constrained: always a valid label/score; free: generate + parse"}
+    )
+    batch_size: int = field(default=16, metadata={"help": "samples per evaluation batch"})
+    main_metric: str = field(default="", metadata={"help": "metric selecting the best checkpoint on valid ('' = per task)"})
+    plots: bool = field(default=True, metadata={"help": "write PNG plots (confusion matrix, scores, gate weights)"})
+
+    def __post_init__(self):
+        if self.batch_size < 1:
+            raise ConfigError(f"eval.batch_size: expected an integer >= 1, got {self.batch_size}")
+
+
+@dataclass
+class RunConfig:
+    name: str = field(default="run", metadata={"help": "run name: the folder under output_dir"})
+    output_dir: str = field(default="runs", metadata={"help": "where run folders are created"})
+    data: DataConfig = field(default_factory=lambda: DataConfig([DatasetEntry("custom", ".")]))
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Read a YAML config (or start from defaults when ``path`` is None), apply overrides, validate."""
+    data = read_yaml(path) if path else {}
+    apply_overrides(data, list(overrides))
+    try:
+        return from_dict(RunConfig, data)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}" if path else str(e)) from None
+
+
+def save_config(cfg: RunConfig, path: str | Path) -> None:
+    write_yaml(to_dict(cfg), path)
+
+
+def config_from_dict(data: dict) -> RunConfig:
+    return from_dict(RunConfig, data)
