@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from egmf.errors import ConfigError
+from egmf.model.baselines.config import BaselineConfig
 from egmf.model.fusion.config import FusionConfig
 from egmf.model.llm.config import LLMConfig, LoraSettings, PromptConfig
 
@@ -22,6 +23,9 @@ class ModelConfig:
     llm: LLMConfig = field(default_factory=LLMConfig, metadata={"help": "the LLM backend"})
     lora: LoraSettings = field(default_factory=LoraSettings, metadata={"help": "the LoRA adapter of the LLM"})
     prompt: PromptConfig = field(default_factory=PromptConfig, metadata={"help": "how prompts are written"})
+    baseline: BaselineConfig = field(
+        default_factory=BaselineConfig, metadata={"help": "the non-LLM baselines (late_fusion, mult); EGMF ignores it"}
+    )
     text_source: Literal["dataset", "llm", "sentence", "none"] = field(
         default="dataset",
         metadata={
