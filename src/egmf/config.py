@@ -43,8 +43,6 @@ class DataConfig:
     )
 
     def __post_init__(self):
-        if not self.datasets:
-            raise ConfigError("data.datasets: expected at least one dataset entry {name, path}")
         bad = sorted(set(self.max_frames) - {"text", "audio", "vision"})
         if bad:
             raise ConfigError(f"data.max_frames: unknown modality {bad[0]!r}; valid choices: text, audio, vision")
@@ -105,10 +103,14 @@ class EvalConfig:
 class RunConfig:
     name: str = field(default="run", metadata={"help": "run name: the folder under output_dir"})
     output_dir: str = field(default="runs", metadata={"help": "where run folders are created"})
-    data: DataConfig = field(default_factory=lambda: DataConfig([DatasetEntry("custom", ".")]))
+    data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self):
+        if not self.data.datasets:
+            raise ConfigError("data.datasets: expected at least one dataset entry {name, path}")
 
     @property
     def run_dir(self) -> Path:
@@ -117,7 +119,7 @@ class RunConfig:
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     """Read a YAML config (or start from defaults when ``path`` is None), apply overrides, validate."""
-    data = read_yaml(path) if path else {}
+    data = read_yaml(path) if path else {"data": {"datasets": []}}
     apply_overrides(data, list(overrides))
     try:
         return from_dict(RunConfig, data)

@@ -148,3 +148,22 @@ def set_rng_state(state: dict) -> None:
     kind, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+
+
+def load_model(path: Path):
+    """Rebuild a trained model from a checkpoint folder: ``(model, run_config, infos)``.
+
+    The frozen LLM is loaded from its reference (the embedded SmolLM2's cache, a name or a path) and the
+    trainable weights from ``trainable.safetensors``; no dataset needs to be read.
+    """
+    from egmf.config import config_from_dict
+    from egmf.model.registry import build_model
+    from egmf.typed_config import read_yaml
+
+    path = Path(path)
+    _, infos, dims = read_meta(path)
+    cfg = config_from_dict(read_yaml(path / CONFIG))
+    model = build_model(cfg.model, infos, dims)
+    model.load_trainable_state_dict(load_weights(path))
+    model.eval()
+    return model, cfg, infos

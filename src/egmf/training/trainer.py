@@ -87,8 +87,11 @@ def make_accelerator(cfg: RunConfig) -> Accelerator:
     )
 
 
-def fit(cfg: RunConfig, data: TrainingData, seed_dir: Path, resume: bool = False, accelerator=None) -> dict:
-    """Train one seed (``cfg.train.seed``) into ``seed_dir``; return the final metrics per split."""
+def fit(cfg: RunConfig, data: TrainingData, seed_dir: Path, resume: bool = False, accelerator=None):
+    """Train one seed (``cfg.train.seed``) into ``seed_dir``.
+
+    Returns ``(model, info)``: the unwrapped model holding the best checkpoint's weights, and a summary
+    (best step, steps, seconds)."""
     accelerator = accelerator or make_accelerator(cfg)
     tc = cfg.train
     set_seed(tc.seed)
@@ -202,7 +205,7 @@ def fit(cfg: RunConfig, data: TrainingData, seed_dir: Path, resume: bool = False
     raw.load_trainable_state_dict(ckpt.load_weights(best_dir))
     result = {"best_step": state.best_step, "steps": state.step, "train_seconds": round(time.monotonic() - started, 1)}
     log.close()
-    return result
+    return raw, result
 
 
 def _llm_reference(cfg: RunConfig) -> str | None:

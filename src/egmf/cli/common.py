@@ -1,0 +1,62 @@
+"""What every command shares: the console, clean errors, and metric tables."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from egmf.errors import EGMFError
+
+console = Console()
+err_console = Console(stderr=True)
+
+# Metrics shown as percents (the way papers print them); the rest (MAE, Corr) stay raw.
+_RAW = {"mae", "corr", "loss"}
+
+
+def fail_cleanly(fn):
+    """Turn an :class:`EGMFError` (bad input, bad config) into one red line and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        try:
+            return fn(*args, **kwargs)
+        except EGMFError as e:
+            err_console.print(f"[bold red]error:[/bold red] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from None
+
+    return wrapper
+
+
+def format_value(key: str, value) -> str:
+    if isinstance(value, dict) and {"mean", "std"} <= set(value):
+        return f"{format_value(key, value['mean'])} ± {format_value(key, value['std'])}"
+    if not isinstance(value, (int, float)):
+        return str(value)
+    if math.isnan(value):
+        return "nan"
+    return f"{value:.4f}" if key in _RAW else f"{100 * value:.2f}"
+
+
+def print_metrics(title: str, metrics: dict, baseline: dict | None = None) -> None:
+    """A table of scalar metrics (accuracies and F1 in percent), with a baseline column when given."""
+    baseline = baseline if baseline is not None else metrics.get("baseline")
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    table.add_column("model", justify="right")
+    if baseline:
+        table.add_column("baseline", justify="right")
+    for key, value in metrics.items():
+        if key == "baseline" or not isinstance(value, (int, float, dict)) or (isinstance(value, dict) and "mean" not in value):
+            continue
+        row = [key, format_value(key, value)]
+        if baseline:
+            row.append(format_value(key, baseline.get(key, float("nan"))))
+        table.add_row(*row)
+    console.print(table)
