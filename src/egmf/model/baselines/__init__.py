@@ -1,0 +1,45 @@
+"""Non-LLM baselines trained by the same trainer on the same batches: ``late_fusion`` and ``mult``.
+
+``register()`` adds them to :data:`egmf.model.registry.MODELS`. Each builder reads ``cfg.baseline`` (a
+:class:`BaselineConfig`) from the model config it gets; the default config when it has none. The text-only
+LLM and the mean-gate EGMF are EGMF configurations and are registered with the EGMF model.
+"""
+
+from __future__ import annotations
+
+from egmf.data.schema import DatasetInfo
+from egmf.errors import ConfigError
+from egmf.model.baselines.config import BaselineConfig
+from egmf.model.baselines.heads import BaselineModel, TaskHeads
+from egmf.model.baselines.late_fusion import LateFusionMLP
+from egmf.model.baselines.mult import MulT
+
+__all__ = ["BaselineConfig", "BaselineModel", "LateFusionMLP", "MulT", "TaskHeads", "build_late_fusion",
+           "build_mult", "register"]
+
+
+def _baseline_config(cfg) -> BaselineConfig:
+    b = getattr(cfg, "baseline", None)
+    if b is None:
+        return BaselineConfig()
+    if not isinstance(b, BaselineConfig):
+        raise ConfigError(f"model.baseline: expected a BaselineConfig, got {type(b).__name__}")
+    return b
+
+
+def build_late_fusion(cfg, infos: dict[str, DatasetInfo], feature_dims: dict[str, dict[str, int]]) -> LateFusionMLP:
+    return LateFusionMLP(_baseline_config(cfg), infos, feature_dims)
+
+
+def build_mult(cfg, infos: dict[str, DatasetInfo], feature_dims: dict[str, dict[str, int]]) -> MulT:
+    return MulT(_baseline_config(cfg), infos, feature_dims)
+
+
+def register() -> None:
+    from egmf.model.registry import register_model
+
+    register_model("late_fusion", build_late_fusion,
+                   "late-fusion MLP: per-modality mean-pool + MLP, concatenated, one head per dataset (no LLM)")
+    register_model("mult", build_mult,
+                   "MulT-style cross-modal transformer (Tsai et al. 2019) with a classification/regression head "
+                   "(no LLM)")

@@ -1,0 +1,61 @@
+"""Settings of the non-LLM baselines (late-fusion MLP, MulT-style transformer), checked on construction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from egmf.errors import ConfigError
+
+REGRESSION_LOSSES = ("l1", "mse")
+POOLINGS = ("last", "mean")
+
+
+@dataclass
+class BaselineConfig:
+    """One config for both baselines; each model reads the fields that apply to it."""
+
+    hidden: int = field(default=128, metadata={"help": "Width of every hidden layer (and attention embedding)."})
+    dropout: float = field(default=0.1, metadata={"help": "Dropout on hidden layers and attention, in [0, 1)."})
+    layers: int = field(
+        default=2,
+        metadata={"help": "late_fusion: MLP depth per modality and after fusion. mult: layers per cross-modal and "
+                  "per self-attention stack."},
+    )
+    n_heads: int = field(default=4, metadata={"help": "mult: attention heads; must divide hidden."})
+    conv_kernel: int = field(
+        default=1,
+        metadata={"help": "mult: odd kernel of the temporal Conv1d input projections (MulT uses 1 for aligned, "
+                  "3 for unaligned sequences)."},
+    )
+    pooling: Literal["last", "mean"] = field(
+        default="last",
+        metadata={"help": "mult: how a sequence becomes one vector: its last real state (as MulT) or the masked mean."},
+    )
+    regression_loss: Literal["l1", "mse"] = field(
+        default="l1", metadata={"help": "MSA loss: l1 (as MMSA trains MulT and most models) or mse."}
+    )
+
+    def __post_init__(self):
+        if not isinstance(self.hidden, int) or self.hidden < 1:
+            raise ConfigError(f"baseline.hidden: expected a positive integer, got {self.hidden!r}")
+        if not isinstance(self.layers, int) or self.layers < 1:
+            raise ConfigError(f"baseline.layers: expected a positive integer, got {self.layers!r}")
+        if not isinstance(self.n_heads, int) or self.n_heads < 1 or self.hidden % self.n_heads:
+            raise ConfigError(
+                f"baseline.n_heads: expected a positive divisor of hidden={self.hidden}, got {self.n_heads!r}"
+            )
+        if not isinstance(self.conv_kernel, int) or self.conv_kernel < 1 or self.conv_kernel % 2 == 0:
+            # An even kernel would shift frames against their masks (padding k//2 changes the length).
+            raise ConfigError(f"baseline.conv_kernel: expected an odd positive integer, got {self.conv_kernel!r}")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ConfigError(f"baseline.dropout: expected a value in [0, 1), got {self.dropout!r}")
+        if self.regression_loss not in REGRESSION_LOSSES:
+            raise ConfigError(
+                f"baseline.regression_loss: invalid value {self.regression_loss!r}; valid choices: "
+                f"{', '.join(REGRESSION_LOSSES)}"
+            )
+        if self.pooling not in POOLINGS:
+            raise ConfigError(
+                f"baseline.pooling: invalid value {self.pooling!r}; valid choices: {', '.join(POOLINGS)}"
+            )
