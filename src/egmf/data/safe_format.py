@@ -106,7 +106,9 @@ def _sha256(file: Path) -> str:
     return h.hexdigest()
 
 
-def _check_out(out: Path) -> None:
+def check_output_folder(out: str | Path) -> None:
+    """Refuse an output path that exists as a file or a non-empty folder (RunFolderExistsError)."""
+    out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise RunFolderExistsError(
             f"{out}: refusing to overwrite an existing {'folder' if out.is_dir() else 'file'}; "
@@ -114,14 +116,17 @@ def _check_out(out: Path) -> None:
         )
 
 
-def write(data: BenchmarkData, out: str | Path) -> Path:
+def write(data: BenchmarkData, out: str | Path, loader: str | None = None) -> Path:
     """Write ``data`` into the new folder ``out`` (which must not exist or be empty); returns ``out``.
+
+    ``loader`` is the registry name the data was loaded with (default ``data.info.name``); it differs
+    from the dataset's own name for ``custom`` data, and :func:`read` accepts either.
 
     Everything is written into a temporary sibling folder that is renamed to ``out`` only when
     complete, so an interrupted conversion never leaves a half-written dataset behind.
     """
     out = Path(out)
-    _check_out(out)
+    check_output_folder(out)
     for split in data.splits:
         if not _SPLIT_NAME.fullmatch(split):
             raise DataFormatError(out, "split name", "letters, digits, '_' or '-'", repr(split))
@@ -140,6 +145,7 @@ def write(data: BenchmarkData, out: str | Path) -> Path:
                 "score_range": list(info.score_range) if info.score_range is not None else None,
                 "metric_family": info.metric_family,
             },
+            "loader": loader or info.name,
             "converted_from": data.source,
             "splits": {},
         }
@@ -162,7 +168,7 @@ def write(data: BenchmarkData, out: str | Path) -> Path:
         text = json.dumps(manifest, ensure_ascii=False, allow_nan=False, indent=1)
         (tmp / MANIFEST).write_text(text, encoding="utf-8")
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; a dataset folder is an ordinary folder
-        _check_out(out)  # again: someone may have written there meanwhile
+        check_output_folder(out)  # again: someone may have written there meanwhile
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)
@@ -279,9 +285,10 @@ def read(path: str | Path, expected_name: str | None = None, verify: bool = True
     manifest = _read_manifest(folder)
     mfile = folder / MANIFEST
     info = _info(manifest["info"], mfile)
-    if expected_name is not None and info.name != expected_name:
+    loader = manifest.get("loader", info.name)
+    if expected_name is not None and expected_name not in (info.name, loader):
         raise DataFormatError(
-            folder, "info.name", f"a converted {expected_name!r} dataset", f"{info.name!r} (use --dataset {info.name})"
+            folder, "info.name", f"a converted {expected_name!r} dataset", f"{info.name!r} (use --dataset {loader})"
         )
     splits: dict[str, list[Sample]] = {}
     for split, entry in manifest["splits"].items():
