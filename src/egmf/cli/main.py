@@ -8,6 +8,8 @@ from __future__ import annotations
 import typer
 
 from egmf.cli import data as data_cli
+from egmf.cli import quickstart as quickstart_cli
+from egmf.cli import train as train_cli
 
 app = typer.Typer(
     name="egmf",
@@ -17,6 +19,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_cli.app, name="data", help="Generate, inspect and convert datasets.")
+train_cli.register(app)
+quickstart_cli.register(app)
 
 
 def main() -> None:

@@ -1,10 +1,10 @@
-"""Per-source input projections and masked pooling shared by the baselines.
+"""Inputs of the baselines: the EGMF modality encoders, a per-sample dim check, and masked pooling.
 
-No fusion encoder module existed when the baselines were written, so this is their own minimal masked
-encoder: one ``Conv1d(d_source, hidden, kernel)`` per (dataset, modality) -- a plain linear map when
-``kernel == 1`` -- because datasets in one batch have different feature dims (``Sample.dataset`` picks
-the projection). Padded frames are zeroed before and after the projection, and the convolution pads
-with zeros too, so a real frame's output is the same however much padding follows it.
+The baselines reuse :class:`egmf.model.fusion.encoders.ModalityEncoders` (one linear projection per
+(dataset, modality), because datasets in one batch have different feature dims; masked pooling to at most
+``max_frames`` frames; positions; modality-type embedding; LayerNorm), so a baseline and EGMF see the same
+tokens and differ only in what they do with them. MulT's temporal convolution follows, per modality, over
+frames whose padding is zero, so a real frame's output is the same however much padding follows it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from torch import nn
 from egmf.data.collate import Batch
 from egmf.data.schema import MODALITIES
 from egmf.errors import ConfigError, DataFormatError
+from egmf.model.fusion.encoders import ModalityEncoders, check_feature_dims, masked_mean
+
+__all__ = ["BaselineInputs", "group_by_dataset", "last_state", "masked_mean", "module_key"]
 
 
 def module_key(name: str) -> str:
@@ -37,64 +40,49 @@ def group_by_dataset(batch: Batch, known: dict) -> dict[str, list[int]]:
     return groups
 
 
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``x [B,T,H]`` over the real frames of ``mask [B,T]``; zeros for a sample with none."""
-    w = mask.to(x.dtype).unsqueeze(-1)
-    return (x * w).sum(1) / w.sum(1).clamp(min=1.0)
-
-
 def last_state(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """State at the last real frame of each row (padding is at the end); zeros for a sample with none."""
     n = mask.sum(1)
-    idx = (n - 1).clamp(min=0)
-    out = x[torch.arange(x.shape[0], device=x.device), idx]
+    out = x[torch.arange(x.shape[0], device=x.device), (n - 1).clamp(min=0)]
     return out * (n > 0).to(x.dtype).unsqueeze(-1)
 
 
-class SourceProjection(nn.Module):
-    """Projects each modality of each sample, with its own dataset's weights, to ``hidden``.
+class BaselineInputs(nn.Module):
+    """``forward(batch) -> {modality: (tokens [B,T,hidden], mask [B,T])}`` for :attr:`modalities`, the
+    modalities at least one dataset has; with ``kernel > 1`` a temporal Conv1d per modality follows."""
 
-    ``forward(batch)`` returns ``{modality: (x [B,T,hidden], mask [B,T])}`` for :attr:`modalities`, the
-    modalities that at least one dataset has (``feature_dims[ds][m] > 0``).
-    """
-
-    def __init__(self, feature_dims: dict[str, dict[str, int]], hidden: int, kernel: int = 1):
+    def __init__(self, feature_dims: dict[str, dict[str, int]], hidden: int, dropout: float,
+                 max_frames: int | None, kernel: int = 1):
         super().__init__()
-        self.feature_dims = {ds: {m: int(d.get(m, 0)) for m in MODALITIES} for ds, d in feature_dims.items()}
+        self.feature_dims = check_feature_dims(feature_dims)
         self.modalities = tuple(m for m in MODALITIES if any(d[m] > 0 for d in self.feature_dims.values()))
-        if not self.modalities:
-            raise ConfigError(
-                "baseline: no dataset has any feature (every feature dim is 0); these models read features, "
-                f"got feature_dims={feature_dims}"
-            )
-        self.hidden = hidden
-        self.proj = nn.ModuleDict()
-        for ds, dims in self.feature_dims.items():
-            for m in self.modalities:
-                if dims[m] > 0:
-                    self.proj[f"{module_key(ds)}__{m}"] = nn.Conv1d(dims[m], hidden, kernel, padding=kernel // 2)
+        self.encoders = ModalityEncoders(self.feature_dims, hidden, dropout, max_frames, missing_modality="mask")
+        self.temporal = nn.ModuleDict(
+            {m: nn.Conv1d(hidden, hidden, kernel, padding=kernel // 2) for m in self.modalities} if kernel > 1 else {}
+        )
 
-    def forward(self, batch: Batch) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    def check_dims(self, batch: Batch) -> None:
+        """Each sample's real feature dim must be its dataset's (or 0 = absent): a clear error, not a wrong slice."""
         groups = group_by_dataset(batch, self.feature_dims)
-        out = {}
-        for m in self.modalities:
-            feats, mask, dims = batch.features[m], batch.masks[m], batch.dims[m]
-            y = feats.new_zeros(feats.shape[0], feats.shape[1], self.hidden)
+        for m in MODALITIES:
             for ds, rows in groups.items():
                 want = self.feature_dims[ds][m]
-                idx = torch.tensor(rows, device=feats.device)
-                got = dims[idx]
-                bad = (got != 0) & (got != want)
-                if bool(bad.any()):
-                    row = rows[int(bad.nonzero()[0, 0])]
-                    raise DataFormatError(
-                        f"dataset {ds}", f"{m} features of sample {batch.samples[row].id!r}",
-                        f"dim {want} (the dim this model was built with)" if want else "no features (dim 0)",
-                        int(got[bad][0]),
-                    )
-                if want == 0 or not bool(mask[idx].any()):
-                    continue
-                x = feats[idx, :, :want] * mask[idx].unsqueeze(-1).to(feats.dtype)
-                y[idx] = self.proj[f"{module_key(ds)}__{m}"](x.transpose(1, 2)).transpose(1, 2)
-            out[m] = (y * mask.unsqueeze(-1).to(y.dtype), mask)
+                for r in rows:
+                    got = int(batch.dims[m][r])
+                    if got not in (0, want):
+                        raise DataFormatError(
+                            f"dataset {ds}", f"{m} features of sample {batch.samples[r].id!r}",
+                            f"dim {want} (the dim this model was built with)" if want else "no features (dim 0)",
+                            got,
+                        )
+
+    def forward(self, batch: Batch) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        self.check_dims(batch)
+        tokens, masks, _ = self.encoders(batch.features, batch.masks, [s.dataset for s in batch.samples])
+        out = {}
+        for m in self.modalities:
+            x, mask = tokens[m], masks[m]
+            if m in self.temporal:
+                x = self.temporal[m](x.transpose(1, 2)).transpose(1, 2) * mask.unsqueeze(-1).to(x.dtype)
+            out[m] = (x, mask)
         return out

@@ -141,19 +141,19 @@ class ModalityEncoders(nn.Module):
             h = x.new_zeros(b, x.shape[1], self.d_model)
             for src, ix in groups.items():
                 dim = self.feature_dims[src][m]
-                if dim == 0:
-                    if mask[ix].any():
-                        raise ConfigError(
-                            f"fusion: source {src!r} declares no {m} features (dim 0) but the batch has {m} frames "
-                            f"for it; fix feature_dims[{src!r}][{m!r}]"
-                        )
+                if not mask[ix].any():  # nobody from this source has the modality here: zeros, masked
                     continue
+                if dim == 0:
+                    raise ConfigError(
+                        f"fusion: source {src!r} declares no {m} features (dim 0) but the batch has {m} frames "
+                        f"for it; fix feature_dims[{src!r}][{m!r}]"
+                    )
                 if x.shape[-1] < dim:
                     raise ConfigError(
                         f"fusion: source {src!r} declares {m} dim {dim}, but the batch's {m} features are only "
                         f"{x.shape[-1]} wide"
                     )
-                h[ix] = self.proj[_key(src, m)](x[ix, :, :dim])
+                h[ix] = self.proj[_key(src, m)](x[ix, :, :dim]).to(h.dtype)  # bf16 autocast output
             has = mask.any(1)
             if self.missing_modality == "learned":
                 # Slot 0 of an absent modality carries the placeholder (positions and type are added below).
