@@ -1,0 +1,28 @@
+"""Fixtures shared across the test suite. Keep this file small: a fixture used by one file lives there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from egmf.data.synth import mmsa as synth_mmsa
+
+# Small MMSA dims and padded lengths: every test pickle stays well under a megabyte.
+MMSA_SMALL = {
+    "dims": {"text": 8, "audio": 5, "vision": 6},
+    "seq_lens": {"text": 12, "audio": 20, "vision": 16},
+}
+
+
+@pytest.fixture
+def make_mmsa(tmp_path) -> Callable[..., Path]:
+    """``make_mmsa(flavour="mosei", variant="unaligned", n_train=12, seed=0, **options) -> pickle path``."""
+
+    def make(flavour: str = "mosei", variant: str = "unaligned", n_train: int = 12, seed: int = 0, **options) -> Path:
+        options = {**MMSA_SMALL, **options}
+        out = tmp_path / f"{flavour}_{variant}_{n_train}_{seed}"
+        return synth_mmsa.write(out, n_train=n_train, seed=seed, flavour=flavour, variant=variant, **options)
+
+    return make
