@@ -20,6 +20,10 @@ DECODINGS = ("constrained", "free")
 class ModelConfig:
     name: str = field(default="egmf", metadata={"help": "registered model name (egmf.model.registry.MODELS)"})
     fusion: FusionConfig = field(default_factory=FusionConfig, metadata={"help": "the expert fusion"})
+    use_fusion: bool = field(
+        default=True,
+        metadata={"help": "false = the text-only LLM baseline: same prompts and LoRA, no pseudo tokens, no fusion"},
+    )
     llm: LLMConfig = field(default_factory=LLMConfig, metadata={"help": "the LLM backend"})
     lora: LoraSettings = field(default_factory=LoraSettings, metadata={"help": "the LoRA adapter of the LLM"})
     prompt: PromptConfig = field(default_factory=PromptConfig, metadata={"help": "how prompts are written"})

@@ -1,0 +1,208 @@
+"""Decoding an answer from a prompt whose input embeddings are given (pseudo tokens already spliced in).
+
+* :func:`score_options` — constrained classification: the prompt runs once, its KV cache is copied to one row
+  per (sample, option), and every option (label tokens + EOS) is scored in one more batched pass. Returns each
+  sample's probabilities over its own label set (a batch may mix datasets).
+* :func:`greedy_decode` with a :class:`NumberConstraint` — constrained regression: at each step only tokens
+  made of sign, digits and "." that keep the text a prefix of a one-decimal number inside the range are
+  allowed, and EOS only once the number is complete, so the answer always parses and lies in the range.
+* :func:`greedy_decode` without a constraint — free generation; :func:`parse_label` / :func:`parse_score`
+  read its text. The fallback when parsing fails is defined by the caller (EGMF uses the constrained answer
+  and flags ``parsed=False``).
+
+Every prompt is left padded (``egmf.model.llm.prompts``), so each row's next token is read in the last column.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import torch
+
+from egmf.errors import ConfigError
+from egmf.model.llm.prompts import format_score
+
+NUMBER_CHARS = frozenset("-0123456789.")
+MAX_GRID = 200_001  # one-decimal values in a range; [-3, 3] has 61
+
+
+def _cache_names() -> tuple[str, str]:
+    """transformers >= 5.2x calls the KV cache ``cache``; older versions ``past_key_values``."""
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    return ("cache", "cache") if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else (
+        "past_key_values", "past_key_values")
+
+
+CACHE_ARG, CACHE_OUT = _cache_names()
+
+
+def _prefill(llm, embeds, attention_mask, position_ids):
+    out = llm(
+        inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids, use_cache=True, logits_to_keep=1
+    )
+    return out.logits[:, -1].float(), getattr(out, CACHE_OUT)
+
+
+@torch.no_grad()
+def score_options(llm, embeds, attention_mask, position_ids, options: list[list[list[int]]]) -> list[torch.Tensor]:
+    """Probabilities over ``options[i]`` (token-id sequences) for each row ``i``, in two LLM passes."""
+    first, cache = _prefill(llm, embeds, attention_mask, position_ids)
+    first = first.log_softmax(-1)
+    rows = [i for i, opts in enumerate(options) for _ in opts]
+    seqs = [seq for opts in options for seq in opts]
+    if not seqs:
+        return [torch.empty(0) for _ in options]
+    width = max(len(s) for s in seqs)
+    row_idx = torch.tensor(rows, device=embeds.device)
+    scores = torch.stack([first[r, s[0]] for r, s in zip(rows, seqs)])
+    if width > 1:
+        # Feed all but each option's last token after a copy of its row's prompt cache.
+        ids = torch.zeros((len(seqs), width - 1), dtype=torch.long, device=embeds.device)
+        opt_mask = torch.zeros_like(ids)
+        for j, s in enumerate(seqs):
+            ids[j, : len(s) - 1] = torch.tensor(s[:-1])
+            opt_mask[j, : len(s) - 1] = 1
+        cache.reorder_cache(row_idx)
+        mask = torch.cat([attention_mask[row_idx], opt_mask], dim=1)
+        start = position_ids[row_idx, -1:] + 1
+        pos = start + torch.arange(width - 1, device=ids.device)
+        out = llm(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **{CACHE_ARG: cache})
+        logp = out.logits.float().log_softmax(-1)
+        for j, s in enumerate(seqs):
+            if len(s) > 1:
+                tail = torch.tensor(s[1:], device=logp.device)
+                scores[j] = scores[j] + logp[j, : len(s) - 1].gather(-1, tail[:, None]).sum()
+    result, k = [], 0
+    for opts in options:
+        result.append(scores[k : k + len(opts)].softmax(-1).cpu())
+        k += len(opts)
+    return result
+
+
+class NumberConstraint:
+    """Allowed next tokens for a one-decimal number inside ``[lo, hi]`` (e.g. "-1.4", "0.0", "3.0")."""
+
+    def __init__(self, tokenizer, lo: float, hi: float):
+        first, last = math.ceil(lo * 10 - 1e-6), math.floor(hi * 10 + 1e-6)
+        if last < first:
+            raise ConfigError(f"score range [{lo}, {hi}]: holds no one-decimal value to answer with")
+        if last - first + 1 > MAX_GRID:
+            raise ConfigError(f"score range [{lo}, {hi}]: too wide for constrained decoding (max {MAX_GRID} values)")
+        self.values = {format_score(k / 10) for k in range(first, last + 1)}
+        self.prefixes = {v[:i] for v in self.values for i in range(len(v) + 1)}
+        self.max_len = max(len(v) for v in self.values)
+        self.eos = tokenizer.eos_token_id
+        self.candidates = _number_tokens(tokenizer)
+
+    def allowed(self, text: str) -> list[int]:
+        ids = [t for t, s in self.candidates if text + s in self.prefixes]
+        if text in self.values:
+            ids.append(self.eos)
+        return ids
+
+    def complete(self, text: str) -> str:
+        """The finished answer: ``text`` when valid, else the smallest valid number it starts (never fails)."""
+        if text in self.values:
+            return text
+        starts = sorted((v for v in self.values if v.startswith(text)), key=lambda v: (len(v), float(v)))
+        return starts[0] if starts else min(self.values, key=lambda v: abs(float(v)))
+
+
+def _number_tokens(tokenizer) -> tuple[tuple[int, str], ...]:
+    """Tokens whose text uses only sign, digits and '.', with that text (cached per tokenizer)."""
+    cached = getattr(tokenizer, "_egmf_number_tokens", None)
+    if cached is None:
+        pieces = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+        special = set(tokenizer.all_special_ids)
+        cached = tuple((i, s) for i, s in enumerate(pieces) if i not in special and s and set(s) <= NUMBER_CHARS)
+        tokenizer._egmf_number_tokens = cached
+    return cached
+
+
+@torch.no_grad()
+def greedy_decode(llm, embeds, attention_mask, position_ids, tokenizer, max_new_tokens: int,
+                  constraints: list[NumberConstraint | None] | None = None) -> list[str]:
+    """Greedy decoding of each row until EOS or ``max_new_tokens``; returns the text of each row.
+
+    Rows with a :class:`NumberConstraint` may only write valid numbers (and get at least enough steps to
+    finish one); their text is completed by the constraint if the step budget ran out.
+    """
+    b = embeds.shape[0]
+    constraints = constraints or [None] * b
+    steps = max([max_new_tokens] + [c.max_len + 1 for c in constraints if c is not None])
+    eos = tokenizer.eos_token_id
+    logits, cache = _prefill(llm, embeds, attention_mask, position_ids)
+    mask, pos = attention_mask, position_ids[:, -1:]
+    out_ids: list[list[int]] = [[] for _ in range(b)]
+    texts = [""] * b
+    done = [False] * b
+    for step in range(steps):
+        next_ids = []
+        for i in range(b):
+            if done[i]:
+                next_ids.append(eos)
+                continue
+            c = constraints[i]
+            if c is not None:
+                allowed = c.allowed(texts[i])
+                if not allowed:  # a tokenizer lacking the needed pieces: finish the number here
+                    done[i] = True
+                    next_ids.append(eos)
+                    continue
+                idx = torch.tensor(allowed, device=logits.device)
+                tok = int(idx[logits[i, idx].argmax()])
+            else:
+                tok = int(logits[i].argmax())
+            if tok == eos:
+                done[i] = True
+            else:
+                out_ids[i].append(tok)
+                texts[i] = tokenizer.decode(out_ids[i], skip_special_tokens=True)
+            next_ids.append(tok)
+        if all(done) or step == steps - 1:
+            break
+        ids = torch.tensor(next_ids, device=embeds.device)[:, None]
+        mask = torch.cat([mask, mask.new_ones((b, 1))], dim=1)
+        pos = pos + 1
+        out = llm(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **{CACHE_ARG: cache})
+        logits, cache = out.logits[:, -1].float(), getattr(out, CACHE_OUT)
+        # Free rows stop after max_new_tokens even when constrained rows in the batch need more steps.
+        for i in range(b):
+            if constraints[i] is None and len(out_ids[i]) >= max_new_tokens:
+                done[i] = True
+    return [c.complete(t) if c is not None else t for c, t in zip(constraints, texts)]
+
+
+# -- parsing free text -----------------------------------------------------------------------------------
+_NUMBER = re.compile(r"[-+\u2212]?\d+(?:\.\d+)?")
+
+
+def parse_label(text: str, labels: tuple[str, ...]) -> str | None:
+    """The label word that appears first in ``text`` (case-insensitive; Chinese words as substrings).
+
+    English words must stand alone ("joy" in "Joy." but not in "joyful"); at one position the longest
+    label wins. ``None`` when no label appears.
+    """
+    best = None
+    for label in labels:
+        if label.isascii():
+            m = re.search(r"(?<![A-Za-z])" + re.escape(label) + r"(?![A-Za-z])", text, flags=re.IGNORECASE)
+        else:
+            m = re.search(re.escape(label), text)
+        if m is not None:
+            key = (m.start(), -len(label))
+            if best is None or key < best[0]:
+                best = (key, label)
+    return best[1] if best else None
+
+
+def parse_score(text: str, lo: float, hi: float) -> float | None:
+    """The first number in ``text`` (a minus sign may be ASCII or U+2212), clamped to ``[lo, hi]``."""
+    m = _NUMBER.search(text)
+    if m is None:
+        return None
+    raw = m.group(0).replace("\u2212", "-")
+    value = float(raw)
+    return float(min(max(value, lo), hi))
