@@ -8,6 +8,7 @@ else with an error naming the object the file tried to build.
 from __future__ import annotations
 
 import pickle
+from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
 from pathlib import Path
 
 from egmf.errors import DataFormatError, UnsafePickleError
@@ -45,6 +46,10 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         self._path = path
 
     def find_class(self, module: str, name: str):
+        # Python 2 names (``__builtin__.set``, ``copy_reg``...), which protocol 0-2 pickles use, are
+        # checked under their Python 3 names, as pickle itself maps them (fix_imports). The mapping's
+        # keys are Python 2 module names only, so it never renames a Python 3 global.
+        module, name = NAME_MAPPING.get((module, name), (IMPORT_MAPPING.get(module, module), name))
         if (module, name) in _ALLOWED or (module.startswith("numpy") and name.startswith("dtype")):
             return super().find_class(module, name)
         raise UnsafePickleError(
