@@ -61,7 +61,9 @@ def aggregate_seeds(results: Sequence[Mapping[str, Any]]) -> dict[str, dict[str,
         if set(r) != set(keys):
             missing = sorted(set(keys) - set(r))
             extra = sorted(set(r) - set(keys))
-            raise ValueError(f"aggregate_seeds: result {i} has other metrics than result 0 (missing {missing}, extra {extra})")
+            raise ValueError(
+                f"aggregate_seeds: result {i} has other metrics than result 0 (missing {missing}, extra {extra})"
+            )
     out = {}
     for k in keys:
         values = np.array([r[k] for r in numeric], dtype=np.float64)

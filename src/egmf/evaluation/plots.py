@@ -204,7 +204,8 @@ def plot_gate_weights(
             for j, cname in enumerate(comp):
                 heights = [per_group[g][j] for g in groups]
                 ax.bar(x - 0.4 + width * (j + 0.5), heights, width, label=str(cname))
-            ax.set_xticks(x, _text(groups, gloss), rotation=30 if len(groups) > 4 else 0, ha="right" if len(groups) > 4 else "center")
+            crowded = len(groups) > 4
+            ax.set_xticks(x, _text(groups, gloss), rotation=30 if crowded else 0, ha="right" if crowded else "center")
             top = max(1.0, max(float(v.max()) for v in per_group.values()))
             ax.set_ylim(0.0, top * 1.05)
             ax.set_ylabel("mean gate weight")
