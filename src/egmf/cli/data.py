@@ -106,8 +106,9 @@ def synth(
         raise
     path = out / Path(written).relative_to(tmp)
     name = _dataset_name(format, options)
-    console.print(f"[green]wrote[/green] {path} ({n_train} train utterances, seed {seed})")
-    console.print(f"next: egmf data inspect {path} --dataset {name}", highlight=False)
+    # soft_wrap: a path the user copies must not be broken over lines
+    console.print(f"[green]wrote[/green] {path} ({n_train} train utterances, seed {seed})", soft_wrap=True)
+    console.print(f"next: egmf data inspect {path} --dataset {name}", highlight=False, soft_wrap=True)
 
 
 @app.command("inspect")
@@ -145,8 +146,8 @@ def convert(
     safe_format.write(data, out, loader=dataset)
     sizes = ", ".join(f"{split} {len(samples)}" for split, samples in data.splits.items())
     total = sum(f.stat().st_size for f in out.iterdir())
-    console.print(f"[green]wrote[/green] {out} ({sizes}; {total / 1e6:.1f} MB)")
-    console.print(f"load it with: egmf data inspect {out} --dataset {dataset}", highlight=False)
+    console.print(f"[green]wrote[/green] {out} ({sizes}; {total / 1e6:.1f} MB)", soft_wrap=True)
+    console.print(f"load it with: egmf data inspect {out} --dataset {dataset}", highlight=False, soft_wrap=True)
 
 
 @app.command()
