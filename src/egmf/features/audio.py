@@ -43,19 +43,24 @@ def load_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray | None:
     return np.concatenate(chunks).astype(np.float32, copy=False)
 
 
-def speech_bounds(wave: np.ndarray, top_db: float = 40.0) -> tuple[int, int]:
-    """``(start, end)`` sample indices of the region louder than ``peak - top_db`` dB.
+def speech_bounds(wave: np.ndarray, top_db: float = 40.0, frame: int = 512, hop: int = 128) -> tuple[int, int]:
+    """``(start, end)`` sample indices of the region louder than ``peak - top_db`` dB (frame RMS).
 
-    Digital silence has no such region: the whole clip is returned so that features stay defined.
+    The same rule as ``librosa.effects.trim``, in numpy: librosa's version JIT-compiles on first use,
+    which costs each worker process seconds. Digital silence has no such region: the whole clip is
+    returned so that features stay defined.
     """
-    import librosa
-
-    if wave.size == 0 or not np.any(np.abs(wave) > 1e-6):
-        return 0, int(wave.size)
-    _, (start, end) = librosa.effects.trim(wave, top_db=top_db, frame_length=512, hop_length=128)
-    if end <= start:
-        return 0, int(wave.size)
-    return int(start), int(end)
+    n = int(wave.size)
+    if n == 0 or not np.any(np.abs(wave) > 1e-6):
+        return 0, n
+    padded = np.pad(wave.astype(np.float64), frame // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, frame)[::hop]
+    rms = np.sqrt(np.mean(frames**2, axis=1))
+    db = 20 * np.log10(np.maximum(rms, 1e-10) / rms.max())
+    loud = np.flatnonzero(db > -top_db)
+    start = int(loud[0] * hop)
+    end = min(n, int((loud[-1] + 1) * hop))
+    return (start, end) if end > start else (0, n)
 
 
 @lru_cache(maxsize=2)

@@ -12,6 +12,7 @@ landmarks. Frames without a face are dropped; a clip without any face returns ``
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +76,9 @@ class FaceExpression:
         self.detector = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
         self.min_face = min_face
         # preserve_all_tensors keeps intermediate tensors readable after invoke(): the model is tiny.
-        self.interp = Interpreter(model_path=str(fer_model_file()), experimental_preserve_all_tensors=True)
+        with warnings.catch_warnings():  # LiteRT warns that this option is meant for debugging
+            warnings.simplefilter("ignore", UserWarning)
+            self.interp = Interpreter(model_path=str(fer_model_file()), experimental_preserve_all_tensors=True)
         self.interp.allocate_tensors()
         self.input_index = self.interp.get_input_details()[0]["index"]
         self.input_size = tuple(int(v) for v in self.interp.get_input_details()[0]["shape"][1:3])
