@@ -101,6 +101,9 @@ def test_empty_existing_folder_is_fine(tmp_path):
         (["data", "synth", "--format", "meld", "--size", "huge", "--out", "x"], "--size: size: expected one of tiny"),
         (["data", "synth", "--format", "cherma", "--option", "dims=3", "--out", "x"], "unknown options ['dims']; valid: "),
         (["data", "synth", "--format", "meld", "--option", "dims", "--out", "x"], "--option: expected key=value"),
+        (["data", "synth", "--format", "meld", "--option", "dims={smell: 3}", "--out", "x"],
+         "bad --option value: dims: unknown modalities ['smell']"),
+        (["data", "synth", "--format", "custom", "--option", "dims=3", "--out", "x"], "bad --option value: "),
         (["data", "inspect", "missing.pkl", "--dataset", "mosi"], "missing.pkl: path: expected an existing file"),
     ],
 )

@@ -25,7 +25,7 @@ import typer
 import yaml
 
 from egmf.cli.common import console, fail_cleanly
-from egmf.errors import ConfigError
+from egmf.errors import ConfigError, EGMFError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Generate, inspect and convert datasets.")
 
@@ -95,7 +95,12 @@ def synth(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
-        written = write_synthetic(format, tmp, size=n_train, seed=seed, **options)
+        try:
+            written = write_synthetic(format, tmp, size=n_train, seed=seed, **options)
+        except EGMFError:
+            raise
+        except (ValueError, TypeError) as e:  # a writer refusing an --option value
+            raise ConfigError(f"synth --format {format}: bad --option value: {e}") from None
         os.chmod(tmp, 0o755)
         safe_format.check_output_folder(out)
         if out.exists():
