@@ -6,7 +6,6 @@ Run: .venv/bin/python -m pytest tests/cli/test_data_cli.py -q
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner

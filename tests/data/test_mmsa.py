@@ -231,8 +231,10 @@ def test_folder_resolution(make_mmsa, tmp_path):
     assert load_dataset("mosi", folder, variant="unaligned").source.endswith("unaligned_12.pkl")
     with pytest.raises(ConfigError, match="variant: expected one of aligned, unaligned"):
         load_dataset("mosi", folder, variant="both")
+    empty = tmp_path / "empty"
+    empty.mkdir()
     with pytest.raises(DataFormatError, match="none in the folder"):
-        load_dataset("mosi", tmp_path / "empty" if (tmp_path / "empty").mkdir() is None else None)
+        load_dataset("mosi", empty)
 
 
 def test_unknown_loader_option(make_mmsa):
