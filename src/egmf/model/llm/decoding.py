@@ -103,10 +103,11 @@ class NumberConstraint:
         return ids
 
     def complete(self, text: str) -> str:
-        """The finished answer: ``text`` when valid, else the smallest valid number it starts (never fails)."""
+        """The finished answer: ``text`` when valid, else the shortest valid number it starts, nearest 0
+        (never fails; only reached when a tokenizer lacks the pieces to finish a number)."""
         if text in self.values:
             return text
-        starts = sorted((v for v in self.values if v.startswith(text)), key=lambda v: (len(v), float(v)))
+        starts = sorted((v for v in self.values if v.startswith(text)), key=lambda v: (len(v), abs(float(v))))
         return starts[0] if starts else min(self.values, key=lambda v: abs(float(v)))
 
 
