@@ -126,7 +126,8 @@ def test_every_modality_carries_a_learnable_signal(make_mmsa):
     """A ridge regressor on mean-pooled features of any one modality predicts the test score."""
     from sklearn.linear_model import Ridge
 
-    data = load_dataset("sims", make_mmsa("sims", n_train=160, seed=2))
+    # n_train=300: over seeds 0-7 the test correlation ranged 0.47-0.70 per modality (0 without signal)
+    data = load_dataset("sims", make_mmsa("sims", n_train=300, seed=2))
     for m, key in (("text", "T"), ("audio", "A"), ("vision", "V")):
         def xy(split):
             ss = data.splits[split]
@@ -135,7 +136,7 @@ def test_every_modality_carries_a_learnable_signal(make_mmsa):
         x, y = xy("train")
         xt, yt = xy("test")
         corr = np.corrcoef(Ridge(alpha=1.0).fit(x, y).predict(xt), yt)[0, 1]
-        assert corr > 0.4, (m, corr)
+        assert corr > 0.35, (m, corr)
 
 
 # ---- -inf, NaN ------------------------------------------------------------------------------------

@@ -100,17 +100,14 @@ def on_grid(values: np.ndarray, flavour: str) -> np.ndarray:
 def _ids(rng: np.random.Generator, n: int, flavour: str, split: str) -> np.ndarray:
     """``video$_$clip`` ids: several clips per video, videos never shared across splits."""
     letters = np.array(list(string.ascii_letters + string.digits + "-_"))
-    out, video, clip = [], "", 0
-    for i in range(n):
-        if i == 0 or clip >= rng.integers(2, 7):
-            if flavour in ("sims", "simsv2"):
-                video = f"video_{split}_{len(out):04d}"
-            else:  # YouTube ids: 11 characters
-                video = "".join(rng.choice(letters, size=11))
-            clip = 0
-        clip += 1
-        out.append(f"{video}$_${clip if flavour not in ('sims', 'simsv2') else f'{clip:04d}'}")
-    return np.array(out, dtype=object)
+    sims = flavour in ("sims", "simsv2")
+    out: list[str] = []
+    while len(out) < n:
+        # SIMS names videos video_0001 and clips 0001; MOSI/MOSEI use 11-character YouTube ids
+        video = f"video_{split}_{len(out):04d}" if sims else "".join(rng.choice(letters, size=11))
+        for clip in range(1, int(rng.integers(2, 7)) + 1):
+            out.append(f"{video}$_${clip:04d}" if sims else f"{video}$_${clip}")
+    return np.array(out[:n], dtype=object)
 
 
 def _padded(frames: list[np.ndarray], t_max: int, dim: int) -> np.ndarray:
