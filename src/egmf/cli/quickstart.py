@@ -59,7 +59,12 @@ def generate_data(data_dir: Path, size: str, seed: int = 0) -> None:
     if not (data_dir / "meld").exists():
         write_synthetic("meld", data_dir / "meld", size=size, seed=seed)
     if not (data_dir / "mosei").exists():
-        write_synthetic("mmsa", data_dir / "mosei", size=size, seed=seed + 1, flavour="mosei")
+        # MOSEI's layout and 768-d BERT text features, with shorter audio/vision sequences than the real
+        # 500/375 frames so that a laptop spends its minutes on the LLM.
+        write_synthetic(
+            "mmsa", data_dir / "mosei", size=size, seed=seed + 1, flavour="mosei",
+            seq_lens={"text": 50, "audio": 100, "vision": 75},
+        )
 
 
 def _next_name(runs: Path, stem: str = "quickstart") -> str:

@@ -1,0 +1,86 @@
+"""Run configs: every shipped YAML loads, overrides apply, and a bad key or value names the valid choices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from egmf.config import RunConfig, load_config, save_config
+from egmf.errors import ConfigError
+from egmf.typed_config import apply_overrides, help_table, read_yaml, to_dict
+
+CONFIGS = sorted((Path(__file__).parents[2] / "configs").rglob("*.yaml"))
+BASE = ["data.datasets=[{name: meld, path: somewhere}]"]
+
+
+def test_configs_folder_is_found():
+    assert {p.stem for p in CONFIGS} >= {"meld", "cherma", "mosei", "simsv2", "mosi", "sims"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_every_shipped_config_loads_and_round_trips(path, tmp_path):
+    cfg = load_config(path)
+    assert isinstance(cfg, RunConfig) and cfg.data.datasets
+    save_config(cfg, tmp_path / "saved.yaml")
+    again = load_config(tmp_path / "saved.yaml")
+    assert to_dict(again) == to_dict(cfg)
+
+
+def test_overrides_reach_nested_fields_and_list_items():
+    cfg = load_config(
+        CONFIGS[0],
+        ["train.epochs=7", "model.fusion.num_pseudo_tokens=16", "model.fusion.use_local=false",
+         "data.datasets.0.path=/elsewhere", "model.lora.target_modules=[q_proj, k_proj]"],
+    )
+    assert cfg.train.epochs == 7
+    assert cfg.model.fusion.num_pseudo_tokens == 16 and cfg.model.fusion.use_local is False
+    assert cfg.data.datasets[0].path == "/elsewhere"
+    assert tuple(cfg.model.lora.target_modules) == ("q_proj", "k_proj")
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.epochz=3", "train.epochz: unknown key; valid keys: batch_size"),
+        ("train.mixed_precision=fp8", "train.mixed_precision: invalid value 'fp8'; valid choices: auto, no, bf16, fp16"),
+        ("train.epochs=three", "train.epochs: expected an integer, got 'three'"),
+        ("train.epochs=0", "train.epochs: expected an integer >= 1, got 0"),
+        ("train.warmup_ratio=1.5", "train.warmup_ratio: expected a value in [0, 1)"),
+        ("eval.decoding=beam", "eval.decoding: invalid value 'beam'; valid choices: constrained, free"),
+        ("model.text_source=bert", "valid choices: dataset, llm, sentence, none"),
+        ("data.datasets=[{name: imdb, path: x}]", "unknown dataset 'imdb'; valid choices: cherma, custom, meld"),
+        ("data.max_frames={smell: 3}", "data.max_frames: unknown modality 'smell'"),
+        ("data.datasets=[]", "data.datasets: expected at least one dataset entry"),
+        ("train.epochs", "expected key=value"),
+    ],
+)
+def test_bad_keys_and_values_are_refused_with_the_choices(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, BASE + [override])
+    assert message in str(err.value)
+
+
+def test_error_names_the_config_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("data:\n  datasets: [{name: meld, path: x}]\ntrain:\n  lr_lora: -1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: .*positive learning rates"):
+        load_config(path)
+
+
+def test_yaml_that_is_not_a_mapping_is_refused(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- 1\n- 2\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="expected a mapping at the top level"):
+        read_yaml(path)
+
+
+def test_apply_overrides_rejects_a_bad_list_index():
+    with pytest.raises(ConfigError, match="list index below 1"):
+        apply_overrides({"data": {"datasets": [{"name": "meld"}]}}, ["data.datasets.3.path=x"])
+
+
+def test_help_table_lists_every_leaf_with_help():
+    rows = {key: (default, text) for key, default, text in help_table(RunConfig)}
+    assert "model.fusion.num_pseudo_tokens" in rows and "train.lr_lora" in rows
+    assert all(text for key, (_, text) in rows.items() if key.startswith("train.")), "every train key has help"
