@@ -3,6 +3,8 @@ a sample factory, and a builder of the tiny-LLM EGMF."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -45,15 +47,48 @@ def make_sample(i: int, dataset: str = "meld", seed: int = 0, frames: int | None
 
 
 def tiny_config(**kw) -> ModelConfig:
-    """A small, fast EGMF config on the tiny LLM; keyword args override top-level fields."""
+    """A small, fast EGMF config on the tiny LLM. Keyword args override top-level fields; a dict given for a
+    sub-config (``fusion={"num_pseudo_tokens": 1}``) overrides fields of that sub-config."""
     base = dict(
         llm=LLMConfig(backend="tiny", tiny_hidden_size=32, tiny_layers=2),
         fusion=FusionConfig(d_model=16, n_heads=2, gate_hidden=8, global_layers=1, dropout=0.0, num_pseudo_tokens=3),
         lora=LoraSettings(r=4, dropout=0.0),
         prompt=PromptConfig(max_prompt_tokens=400),
     )
-    base.update(kw)
+    for key, value in kw.items():
+        base[key] = dataclasses.replace(base[key], **value) if isinstance(value, dict) else value
     return ModelConfig(**base)
+
+
+@pytest.fixture(name="infos")
+def _infos():
+    return INFOS
+
+
+@pytest.fixture(name="dims")
+def _dims():
+    return DIMS
+
+
+@pytest.fixture(name="make_sample")
+def _make_sample():
+    return make_sample
+
+
+@pytest.fixture(name="tiny_config")
+def _tiny_config():
+    return tiny_config
+
+
+@pytest.fixture
+def mixed_batch():
+    """``mixed_batch(n=4, seed=0, **sample_kw)``: MELD-like English ERC and SIMS-like Chinese MSA, alternating."""
+    from egmf.data.collate import collate
+
+    def make(n: int = 4, seed: int = 0, **kw):
+        return collate([make_sample(i, "meld" if i % 2 == 0 else "simsv2", seed=seed, **kw) for i in range(n)])
+
+    return make
 
 
 @pytest.fixture

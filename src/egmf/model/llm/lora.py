@@ -5,6 +5,8 @@ After wrapping, every base weight is frozen: only the LoRA matrices (here) and t
 
 from __future__ import annotations
 
+import warnings
+
 from torch import nn
 
 from egmf.errors import ConfigError
@@ -76,7 +78,9 @@ def wrap_with_lora(model: nn.Module, settings: LoraSettings, gradient_checkpoint
         bias="none",
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, config)
+    with warnings.catch_warnings():  # peft still calls the renamed is_gradient_checkpointing of transformers 5
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, config)
 
 
 def lora_parameters(model: nn.Module) -> list[nn.Parameter]:
