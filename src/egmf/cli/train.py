@@ -169,16 +169,12 @@ def validate(
 @config_app.command("keys")
 @fail_cleanly
 def keys() -> None:
-    """List every config key with its default and help."""
-    from rich.table import Table
-
+    """List every config key with its default and help (one line each, easy to grep)."""
     from egmf.config import RunConfig
     from egmf.typed_config import help_table
 
-    table = Table("key", "default", "help")
-    for row in help_table(RunConfig):
-        table.add_row(*row)
-    console.print(table)
+    for key, default, text in help_table(RunConfig):
+        typer.echo(f"{key} = {default}    # {text}")
 
 
 def register(root: typer.Typer) -> None:
