@@ -72,6 +72,10 @@ def _init_worker(settings: dict, threads: int) -> None:
     from egmf.features.media import ClipExtractor
 
     _worker = ClipExtractor(ExtractSettings.from_dict(settings), cpu_threads=threads)
+    if settings.get("text_features") == "sentence":
+        import torch
+
+        torch.set_num_threads(threads)  # N workers x all cores each would oversubscribe the CPU
 
 
 def _extract_one(item: Item, out: Path) -> dict:
