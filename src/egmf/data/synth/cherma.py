@@ -47,9 +47,9 @@ def write(
     seed: int,
     real_dims: bool = False,
     shapes: dict[str, tuple[int, int]] | None = None,
-    agree: float = 0.8,
+    agree: float = 0.85,
     text_strength: float = 0.8,
-    feature_strength: float = 1.5,
+    feature_strength: float = 2.0,
 ) -> Path:
     """Write generated CHERMA into ``out`` and return ``out`` (the folder :func:`load_cherma` reads)."""
     shapes = {**(REAL_SHAPES if real_dims else DEFAULT_SHAPES), **(shapes or {})}

@@ -37,7 +37,7 @@ def write(
     features: bool = True,
     yaml_file: bool = True,
     name: str = "custom_synth",
-    text_strength: float = 0.6,
+    text_strength: float | None = None,
     feature_strength: float | None = None,
 ) -> Path:
     """Write a generated custom dataset into ``out`` and return ``out`` (what :func:`load_custom` reads)."""
@@ -46,8 +46,14 @@ def write(
     if lang not in ("en", "zh"):
         raise ValueError(f"lang: expected en or zh, got {lang!r}")
     dims = {**DEFAULT_DIMS, **(dims or {})}
-    if feature_strength is None:  # scores cluster near 0, so MSA needs more strength for the same signal
-        feature_strength = 1.5 if task == "erc" else 2.5
+    unknown = set(dims) - set(DEFAULT_DIMS)
+    if unknown:
+        raise ValueError(f"dims: unknown modalities {sorted(unknown)}; expected text, audio, vision")
+    # Scores cluster near 0 and a cue word gives only the polarity, so MSA needs stronger defaults.
+    if feature_strength is None:
+        feature_strength = 2.0 if task == "erc" else 3.0
+    if text_strength is None:
+        text_strength = 0.75 if task == "erc" else 0.85
     rng = np.random.default_rng(seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -73,8 +73,8 @@ def write(
     dims: dict[str, int] | None = None,
     features: bool = True,
     carry: float = 0.3,
-    text_strength: float = 0.6,
-    feature_strength: float = 1.5,
+    text_strength: float = 0.75,
+    feature_strength: float = 2.0,
 ) -> Path:
     """Write generated MELD into ``out`` and return ``out`` (the folder :func:`load_meld` reads)."""
     dims = {**DEFAULT_DIMS, **(dims or {})}
