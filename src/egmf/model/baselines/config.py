@@ -25,8 +25,13 @@ class BaselineConfig:
     n_heads: int = field(default=4, metadata={"help": "mult: attention heads; must divide hidden."})
     conv_kernel: int = field(
         default=1,
-        metadata={"help": "mult: odd kernel of the temporal Conv1d input projections (MulT uses 1 for aligned, "
-                  "3 for unaligned sequences)."},
+        metadata={"help": "mult: odd kernel of the temporal Conv1d over each modality's frames (MulT uses 1 for "
+                  "aligned, 3 for unaligned sequences)."},
+    )
+    max_frames: int | None = field(
+        default=64,
+        metadata={"help": "Masked average pooling of each modality to at most this many frames (as the EGMF fusion "
+                  "encoders do; bounds attention cost on long sequences); null = no pooling."},
     )
     pooling: Literal["last", "mean"] = field(
         default="last",
@@ -48,6 +53,8 @@ class BaselineConfig:
         if not isinstance(self.conv_kernel, int) or self.conv_kernel < 1 or self.conv_kernel % 2 == 0:
             # An even kernel would shift frames against their masks (padding k//2 changes the length).
             raise ConfigError(f"baseline.conv_kernel: expected an odd positive integer, got {self.conv_kernel!r}")
+        if self.max_frames is not None and (not isinstance(self.max_frames, int) or self.max_frames < 1):
+            raise ConfigError(f"baseline.max_frames: expected a positive integer or null, got {self.max_frames!r}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ConfigError(f"baseline.dropout: expected a value in [0, 1), got {self.dropout!r}")
         if self.regression_loss not in REGRESSION_LOSSES:

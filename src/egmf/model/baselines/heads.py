@@ -2,8 +2,9 @@
 
 A subclass of :class:`BaselineModel` only says how a batch becomes one vector per sample (``encode``);
 this module turns that vector into a loss and into predictions. ERC: cross-entropy over the sample's own
-dataset's labels. MSA: a score squashed into the dataset's range with ``tanh`` (so a prediction is always
-inside it), trained with L1 as MMSA does, or MSE. A batch may mix datasets; each sample counts once in the
+dataset's labels. MSA: a linear score (``centre + half_width * raw``, so the initial outputs suit any
+range), trained with L1 as MMSA does, or MSE, and clamped into the dataset's range when predicting. Not a
+``tanh`` squash: that saturates and stalls L1 training (its gradient dies on the samples it overshoots). A batch may mix datasets; each sample counts once in the
 mean loss whatever its task.
 """
 
@@ -38,14 +39,15 @@ class TaskHeads(nn.Module):
         )
         self._label_index = {n: {w: k for k, w in enumerate(i.labels)} for n, i in infos.items() if i.task == "erc"}
 
-    def outputs(self, h: torch.Tensor, name: str) -> torch.Tensor:
-        """ERC: logits ``[n, n_labels]``; MSA: scores ``[n]`` inside the dataset's range."""
+    def outputs(self, h: torch.Tensor, name: str, clamp: bool = False) -> torch.Tensor:
+        """ERC: logits ``[n, n_labels]``; MSA: scores ``[n]``, clamped into the dataset's range if ``clamp``."""
         info = self.infos[name]
         raw = self.heads[module_key(name)](h)
         if info.task == "erc":
             return raw
         lo, hi = info.score_range
-        return (lo + hi) / 2 + (hi - lo) / 2 * torch.tanh(raw.squeeze(-1))
+        score = (lo + hi) / 2 + (hi - lo) / 2 * raw.squeeze(-1)
+        return score.clamp(lo, hi) if clamp else score
 
     def _target(self, s: Sample, name: str) -> float | int | None:
         if s.label is None:
@@ -87,7 +89,7 @@ class TaskHeads(nn.Module):
         preds: list[Prediction | None] = [None] * len(batch)
         for name, rows in group_by_dataset(batch, self.infos).items():
             info = self.infos[name]
-            out = self.outputs(h[torch.tensor(rows, device=h.device)], name).float().cpu()
+            out = self.outputs(h[torch.tensor(rows, device=h.device)], name, clamp=True).float().cpu()
             for j, r in enumerate(rows):
                 s = batch.samples[r]
                 if info.task == "erc":

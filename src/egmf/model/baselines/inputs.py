@@ -83,6 +83,7 @@ class BaselineInputs(nn.Module):
         for m in self.modalities:
             x, mask = tokens[m], masks[m]
             if m in self.temporal:
-                x = self.temporal[m](x.transpose(1, 2)).transpose(1, 2) * mask.unsqueeze(-1).to(x.dtype)
+                # Residual, so the convolution adds local context to the encoder tokens rather than replacing them.
+                x = (x + self.temporal[m](x.transpose(1, 2)).transpose(1, 2)) * mask.unsqueeze(-1).to(x.dtype)
             out[m] = (x, mask)
         return out

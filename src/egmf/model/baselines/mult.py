@@ -1,8 +1,9 @@
 """A MulT-style cross-modal transformer (Tsai et al., ACL 2019), with EGMF's heads and masks.
 
-As in MulT: temporal Conv1d projections of each modality to a common width, scaled and given sinusoidal
-positions; for each target modality, a directional cross-modal transformer from each other modality
-(queries from the target, keys/values from the source); the target's cross-modal outputs concatenated and
+As in MulT: each modality projected to a common width with sinusoidal positions (here by the EGMF
+modality encoders, shared with the fusion, then a temporal Conv1d of ``conv_kernel``); for each target
+modality, a directional cross-modal transformer from each other modality (queries from the target,
+keys/values from the source); the target's cross-modal outputs concatenated and
 passed through a self-attention transformer; the last state of each target concatenated and sent through a
 residual projection. Differences, on purpose: unaligned sequences are handled with key-padding masks (so
 padding never changes a sample's output), the concatenation is mapped back to ``hidden`` before self-
@@ -12,8 +13,6 @@ never a crash.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -21,16 +20,7 @@ from egmf.data.collate import Batch
 from egmf.data.schema import DatasetInfo
 from egmf.model.baselines.config import BaselineConfig
 from egmf.model.baselines.heads import BaselineModel
-from egmf.model.baselines.inputs import SourceProjection, last_state, masked_mean
-
-
-def sinusoid(t: int, d: int, device, dtype) -> torch.Tensor:
-    pos = torch.arange(t, device=device, dtype=torch.float32).unsqueeze(1)
-    freq = torch.exp(torch.arange(0, d, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / d))
-    pe = torch.zeros(t, d, device=device)
-    pe[:, 0::2] = torch.sin(pos * freq)
-    pe[:, 1::2] = torch.cos(pos * freq[: d // 2])
-    return pe.to(dtype)
+from egmf.model.baselines.inputs import BaselineInputs, last_state, masked_mean
 
 
 def safe_key_padding(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,9 +69,8 @@ class MulT(BaselineModel):
     def __init__(self, cfg: BaselineConfig, infos: dict[str, DatasetInfo], feature_dims: dict[str, dict[str, int]]):
         super().__init__(cfg, infos, feature_dims)
         h = cfg.hidden
-        self.inputs = SourceProjection(feature_dims, h, kernel=cfg.conv_kernel)
+        self.inputs = BaselineInputs(feature_dims, h, cfg.dropout, cfg.max_frames, kernel=cfg.conv_kernel)
         self.modalities = mods = self.inputs.modalities
-        self.embed_drop = nn.Dropout(cfg.dropout)
         self.cross = nn.ModuleDict(
             {f"{s}_to_{t}": Stack(h, cfg.n_heads, cfg.dropout, cfg.layers) for t in mods for s in mods if s != t}
         )
@@ -94,10 +83,7 @@ class MulT(BaselineModel):
         self.drop = nn.Dropout(cfg.dropout)
 
     def encode(self, batch: Batch) -> torch.Tensor:
-        seqs = {}
-        for m, (x, mask) in self.inputs(batch).items():
-            x = x * math.sqrt(x.shape[-1]) + sinusoid(x.shape[1], x.shape[-1], x.device, x.dtype)
-            seqs[m] = (self.embed_drop(x) * mask.unsqueeze(-1).to(x.dtype), mask)
+        seqs = self.inputs(batch)
         parts, flags = [], []
         for t in self.modalities:
             xt, mt = seqs[t]
