@@ -270,3 +270,16 @@ def test_checkpoint_from_other_datasets_is_refused():
     other, _ = build("late_fusion", "mixed")
     with pytest.raises(ConfigError, match="checkpoint does not match this model"):
         model.load_trainable_state_dict(other.trainable_state_dict())
+
+
+def test_builds_from_the_run_model_config():
+    from egmf.model.config import ModelConfig
+    from egmf.typed_config import from_dict
+
+    cfg = from_dict(ModelConfig, {"name": "mult", "baseline": {"hidden": 16, "n_heads": 2, "layers": 1}})
+    infos = {i.name: i for i in SETS["mixed"]}
+    model = build_model(cfg, infos, DIMS)
+    assert type(model) is MulT and model.cfg.n_heads == 2
+    assert torch.isfinite(model(collate(make_samples(infos.values(), n_per=2))).loss)
+    with pytest.raises(ConfigError, match="baseline.n_heads: expected a positive divisor of hidden=16"):
+        from_dict(ModelConfig, {"name": "mult", "baseline": {"hidden": 16, "n_heads": 3}})
