@@ -3,9 +3,9 @@
 A subclass of :class:`BaselineModel` only says how a batch becomes one vector per sample (``encode``);
 this module turns that vector into a loss and into predictions. ERC: cross-entropy over the sample's own
 dataset's labels. MSA: a linear score (``centre + half_width * raw``, so the initial outputs suit any
-range), trained with L1 as MMSA does, or MSE, and clamped into the dataset's range when predicting. Not a
-``tanh`` squash: that saturates and stalls L1 training (its gradient dies on the samples it overshoots). A batch may mix datasets; each sample counts once in the
-mean loss whatever its task.
+range), trained with L1 as MMSA does, or MSE, and clamped into the dataset's range when predicting (as
+MMSA evaluates); not a ``tanh`` squash, whose gradient vanishes near the range ends where the extreme labels
+sit. A batch may mix datasets; each sample counts once in the mean loss whatever its task.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Late-fusion MLP: the simplest multimodal baseline (no LLM, no cross-modal interaction).
 
-Each modality is encoded by the EGMF modality encoders (its dataset's own projection), mean-pooled over its real frames and passed
-through its own MLP; the modality vectors are concatenated -- an absent modality as zeros plus a presence
-flag of 0, so "missing" is distinguishable from "all-zero features" -- and a fusion MLP feeds one head per
-dataset.
+Each modality is encoded by the EGMF modality encoders (its dataset's own projection), mean-pooled over
+its real frames and passed through its own MLP; the modality vectors are concatenated -- an absent
+modality as zeros plus a presence flag of 0, so "missing" is distinguishable from "all-zero features" --
+and a fusion MLP feeds one head per dataset.
 """
 
 from __future__ import annotations

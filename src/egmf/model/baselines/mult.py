@@ -41,7 +41,9 @@ class AttentionBlock(nn.Module):
         super().__init__()
         self.ln_q, self.ln_kv, self.ln_ff = nn.LayerNorm(hidden), nn.LayerNorm(hidden), nn.LayerNorm(hidden)
         self.attn = nn.MultiheadAttention(hidden, n_heads, dropout=dropout, batch_first=True)
-        self.ff = nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(4 * hidden, hidden))
+        self.ff = nn.Sequential(
+            nn.Linear(hidden, 4 * hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(4 * hidden, hidden)
+        )
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, kv_mask: torch.Tensor, kv: torch.Tensor | None = None) -> torch.Tensor:
