@@ -212,6 +212,8 @@ def load_meld(
         raise ConfigError(f"label: expected one of {', '.join(LABEL_KINDS)}, got {label!r}")
     if nan not in NAN_POLICIES:
         raise ConfigError(f"nan: expected one of {', '.join(NAN_POLICIES)}, got {nan!r}")
+    if dialoguegcn is not None and features not in ("auto", None, False):
+        raise ConfigError("meld: pass either features=DIR or dialoguegcn=FILE, not both")
     splits = tuple(splits)
     bad = [s for s in splits if s not in SPLITS]
     if bad or not splits:
@@ -226,8 +228,6 @@ def load_meld(
 
     rows = {s: read_split_csv(path / CSV_FILES[s]) for s in splits}
     folder = _feature_dir(path, features if dialoguegcn is None else None)
-    if dialoguegcn is not None and features not in ("auto", None, False):
-        raise ConfigError("meld: pass either features=DIR or dialoguegcn=FILE, not both")
     feats: dict[str, dict[str, FeatureSet]] = {}
     if dialoguegcn is not None:
         feats = _dgcn_features(Path(dialoguegcn), rows, nan)
