@@ -1,6 +1,6 @@
 """The three experts. Each maps encoded modality tokens to one vector per modality, ``[B, 3, d_model]``.
 
-- :class:`LocalExpert`: subtle, short-range cues; parallel temporal convolutions of several widths over
+- :class:`LocalExpert`: subtle, short-range cues; parallel depthwise temporal convolutions of several widths over
   each modality on its own.
 - :class:`SemanticExpert`: cross-modal relationships; each target modality attends to each other modality
   (directional, MulT-style), one attention stack per ordered pair.
@@ -40,11 +40,15 @@ def _nonempty(mask: torch.Tensor) -> torch.Tensor:
 class LocalExpert(nn.Module):
     def __init__(self, d_model: int, kernel_sizes: tuple[int, ...], dropout: float = 0.1):
         super().__init__()
+        # Depthwise convolutions (one filter per channel and width, as in Conformer's conv module) followed
+        # by one pointwise mix across widths and channels: multi-scale at a fraction of a full conv's cost.
         # Odd kernels with "same" padding are centred: frame t sees t-k//2 .. t+k//2, and the zeros the
         # encoder put on padded frames are exactly the zeros a sample alone gets at its edge.
         self.convs = nn.ModuleDict(
             {
-                m: nn.ModuleList([nn.Conv1d(d_model, d_model, k, padding=k // 2) for k in kernel_sizes])
+                m: nn.ModuleList(
+                    [nn.Conv1d(d_model, d_model, k, padding=k // 2, groups=d_model) for k in kernel_sizes]
+                )
                 for m in MODALITIES
             }
         )

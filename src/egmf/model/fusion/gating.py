@@ -42,8 +42,8 @@ def balance_kl(weights: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
     return (torch.xlogy(p, p) - torch.xlogy(p, q)).sum()
 
 
-def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, d_out))
+def _mlp(d_in: int, hidden: int, d_out: int, out_bias: bool = True) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, d_out, bias=out_bias))
 
 
 class HierarchicalGate(nn.Module):
@@ -62,9 +62,11 @@ class HierarchicalGate(nn.Module):
         self.modality_gating = modality_gating
         self.expert_gating = expert_gating
         self.temperature = temperature
-        # Level 1 scores each (modality vector, sample summary) pair, one scorer per expert.
+        # Level 1 scores each (modality vector, sample summary) pair, one scorer per expert. No output bias:
+        # one scalar added to every modality's logit leaves the softmax unchanged, so it could never learn.
         self.modality_scorers = (
-            nn.ModuleDict({e: _mlp(2 * d_model, hidden, 1) for e in self.experts}) if modality_gating else None
+            nn.ModuleDict({e: _mlp(2 * d_model, hidden, 1, out_bias=False) for e in self.experts})
+            if modality_gating else None
         )
         # Level 2 sees the summary and every expert's modality-gated vector at once.
         self.expert_scorer = _mlp((len(self.experts) + 1) * d_model, hidden, len(self.experts)) if expert_gating else None
