@@ -1,7 +1,7 @@
 """Decoding an answer from a prompt whose input embeddings are given (pseudo tokens already spliced in).
 
-* :func:`score_options` — constrained classification: the prompt runs once, its KV cache is copied to one row
-  per (sample, option), and every option (label tokens + EOS) is scored in one more batched pass. Returns each
+* :func:`score_options` — constrained classification: the prompt and every option (label tokens + EOS) go
+  through the LLM in one batched pass (a custom attention mask keeps the options apart). Returns each
   sample's probabilities over its own label set (a batch may mix datasets).
 * :func:`greedy_decode` with a :class:`NumberConstraint` — constrained regression: at each step only tokens
   made of sign, digits and "." that keep the text a prefix of a one-decimal number inside the range are
@@ -47,37 +47,49 @@ def _prefill(llm, embeds, attention_mask, position_ids):
 
 @torch.no_grad()
 def score_options(llm, embeds, attention_mask, position_ids, options: list[list[list[int]]]) -> list[torch.Tensor]:
-    """Probabilities over ``options[i]`` (token-id sequences) for each row ``i``, in two LLM passes."""
-    first, cache = _prefill(llm, embeds, attention_mask, position_ids)
-    first = first.log_softmax(-1)
-    rows = [i for i, opts in enumerate(options) for _ in opts]
-    seqs = [seq for opts in options for seq in opts]
-    if not seqs:
-        return [torch.empty(0) for _ in options]
-    width = max(len(s) for s in seqs)
-    row_idx = torch.tensor(rows, device=embeds.device)
-    scores = torch.stack([first[r, s[0]] for r, s in zip(rows, seqs)])
-    if width > 1:
-        # Feed all but each option's last token after a copy of its row's prompt cache.
-        ids = torch.zeros((len(seqs), width - 1), dtype=torch.long, device=embeds.device)
-        opt_mask = torch.zeros_like(ids)
-        for j, s in enumerate(seqs):
-            ids[j, : len(s) - 1] = torch.tensor(s[:-1])
-            opt_mask[j, : len(s) - 1] = 1
-        cache.reorder_cache(row_idx)
-        mask = torch.cat([attention_mask[row_idx], opt_mask], dim=1)
-        start = position_ids[row_idx, -1:] + 1
-        pos = start + torch.arange(width - 1, device=ids.device)
-        out = llm(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **{CACHE_ARG: cache})
-        logp = out.logits.float().log_softmax(-1)
-        for j, s in enumerate(seqs):
-            if len(s) > 1:
-                tail = torch.tensor(s[1:], device=logp.device)
-                scores[j] = scores[j] + logp[j, : len(s) - 1].gather(-1, tail[:, None]).sum()
-    result, k = [], 0
-    for opts in options:
-        result.append(scores[k : k + len(opts)].softmax(-1).cpu())
-        k += len(opts)
+    """Probabilities over ``options[i]`` (token-id sequences) for each row ``i``, in ONE LLM pass.
+
+    Each option's tokens (all but its last) are appended after its row's prompt, and a custom 4-D attention
+    mask lets every option see the prompt and its own earlier tokens only, with positions continuing from
+    the prompt's end: the prompt is read once and all options are scored beside it, exactly as if each had
+    been run after the prompt on its own (checked against that brute force in the tests).
+    """
+    b, width = attention_mask.shape
+    dev = embeds.device
+    spans = [[(sum(len(o) - 1 for o in opts[:j]), len(o) - 1) for j, o in enumerate(opts)] for opts in options]
+    extra = max([sum(len(o) - 1 for o in opts) for opts in options] + [0])
+    total = width + extra
+    ids = torch.zeros((b, extra), dtype=torch.long, device=dev)
+    pos = torch.zeros((b, extra), dtype=torch.long, device=dev)
+    allow = torch.zeros((b, total, total), dtype=torch.bool, device=dev)
+    real = attention_mask.bool()
+    allow[:, :width, :width] = torch.tril(torch.ones(width, width, dtype=torch.bool, device=dev)) & real[:, None, :]
+    prompt_len = attention_mask.sum(1)
+    for i, opts in enumerate(options):
+        for o, (start, n) in zip(opts, spans[i]):
+            if n == 0:
+                continue
+            cols = slice(width + start, width + start + n)
+            ids[i, start: start + n] = torch.tensor(o[:-1], device=dev)
+            pos[i, start: start + n] = prompt_len[i] + torch.arange(n, device=dev)
+            allow[i, cols, :width] = real[i]
+            allow[i, cols, cols] = torch.tril(torch.ones(n, n, dtype=torch.bool, device=dev))
+    idx = torch.arange(total, device=dev)
+    allow[:, idx, idx] = True  # padding rows attend to themselves: no all-masked row, no NaN
+    mask = allow[:, None]
+    if getattr(llm.config, "_attn_implementation", "sdpa") == "eager":  # eager wants an additive float mask
+        mask = torch.zeros(mask.shape, dtype=embeds.dtype, device=dev).masked_fill(~mask, torch.finfo(embeds.dtype).min)
+    x = torch.cat([embeds, llm.get_input_embeddings()(ids).to(embeds.dtype)], dim=1)
+    out = llm(inputs_embeds=x, attention_mask=mask, position_ids=torch.cat([position_ids, pos], dim=1),
+              logits_to_keep=extra + 1, use_cache=False)
+    logp = out.logits.float().log_softmax(-1)  # column 0 = the prompt's last token, then the option tokens
+    result = []
+    for i, opts in enumerate(options):
+        scores = []
+        for o, (start, n) in zip(opts, spans[i]):
+            cols = [0] + [1 + start + t for t in range(n)]
+            scores.append(logp[i, cols, torch.tensor(o, device=dev)].sum())
+        result.append(torch.stack(scores).softmax(-1).cpu() if scores else torch.empty(0))
     return result
 
 
