@@ -15,15 +15,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-_NEG = -1e9  # finite "minus infinity": exp() underflows to exactly 0 and no NaN reaches a gradient
-
-
 def masked_softmax(logits: torch.Tensor, allowed: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """Softmax of ``logits / temperature`` over the ``allowed`` entries; the others get exactly 0.
 
     A row with nothing allowed is all zeros.
     """
-    z = torch.where(allowed, logits / temperature, torch.full_like(logits, _NEG))
+    # The dtype's most negative finite value, not -inf: exp() still underflows to exactly 0, and a row with
+    # nothing allowed becomes uniform (then zeroed) instead of NaN, which would poison gradients.
+    z = torch.where(allowed, logits / temperature, torch.full_like(logits, torch.finfo(logits.dtype).min))
     return torch.softmax(z, -1) * allowed.to(logits.dtype)
 
 

@@ -20,7 +20,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-_NEG = -1e9
 _MIN_WEIGHT = 1e-6  # floor on a gate weight inside the log: bounds the bias and its gradient
 
 
@@ -59,7 +58,8 @@ class PseudoTokenProjector(nn.Module):
         allowed = weights > 0
         # A sample with no modality at all reads its (zero) memory uniformly instead of producing NaN.
         allowed = allowed | ~allowed.any(-1, keepdim=True)
-        bias = torch.where(allowed, weights.clamp_min(_MIN_WEIGHT).log(), torch.full_like(weights, _NEG))
+        never = torch.full_like(weights, torch.finfo(weights.dtype).min)
+        bias = torch.where(allowed, weights.clamp_min(_MIN_WEIGHT).log(), never)
         bias = bias[:, None, None, :].expand(b, 1, k, m)
         a = F.scaled_dot_product_attention(
             heads(self.q_proj(q0)), heads(self.k_proj(memory)), heads(self.v_proj(memory)), attn_mask=bias,
