@@ -1,7 +1,9 @@
 """Resume after a kill, and two processes, each against an uninterrupted single-process run.
 
 Both run the real command line in subprocesses, as a user does: ``python -m egmf train`` killed with
-SIGKILL in the middle of an epoch then ``--resume``d, and ``accelerate launch --cpu --num_processes 2``.
+SIGKILL in the middle of an epoch then ``--resume``d, and two processes over gloo. On a machine without a
+GPU, ``accelerate launch --multi_gpu --num_processes 2`` starts them through torchrun and Accelerate picks
+gloo; ``--cpu --num_processes 2`` starts only one process unless MPI is set up (accelerate 1.15).
 """
 
 from __future__ import annotations
@@ -95,10 +97,11 @@ def test_two_processes_match_one_process(tiny_data, tmp_path):
     config = _meld_only(write_config(tmp_path / "cfg.yaml", tiny_data, tmp_path / "runs", epochs=2, batch_size=8))
     _finish(_train(config, "--name", "one"))
     launcher = (
-        sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no", "-m",
     )
-    _finish(_train(config, "--name", "two", "--set", "train.batch_size=4", launcher=launcher))
+    out = _finish(_train(config, "--name", "two", "--set", "train.batch_size=4", launcher=launcher))
+    assert "2 process(es)" in out
     a, b = (tmp_path / "runs" / n / "seed_1111" for n in ("one", "two"))
     wa, wb = _weights(a, "last"), _weights(b, "last")
     for k in wa:

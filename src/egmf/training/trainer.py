@@ -35,12 +35,17 @@ logger = logging.getLogger(__name__)
 
 
 class EpochShuffle(Sampler[int]):
-    """A permutation drawn from ``seed + epoch``: the order of any epoch can be replayed after a resume."""
+    """A permutation drawn from ``seed + epoch``: the order of any epoch can be replayed after a resume.
+
+    The method is deliberately not called ``set_epoch``: Accelerate calls ``set_epoch`` with its own count
+    of iterations over a loader, which restarts at 0 for the loader that skips the batches done before a
+    resume, and would replay the wrong epoch's order.
+    """
 
     def __init__(self, n: int, seed: int):
         self.n, self.seed, self.epoch = n, seed, 0
 
-    def set_epoch(self, epoch: int) -> None:
+    def use_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self):
@@ -77,8 +82,19 @@ def resolve_precision(setting: str) -> str:
     return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "no"
 
 
+def _no_accelerator() -> bool:
+    xpu = getattr(torch, "xpu", None)
+    mps = getattr(torch.backends, "mps", None)
+    return not (
+        torch.cuda.is_available() or (xpu is not None and xpu.is_available()) or (mps is not None and mps.is_available())
+    )
+
+
 def make_accelerator(cfg: RunConfig) -> Accelerator:
     return Accelerator(
+        # Without cpu=True, Accelerate ignores torchrun's WORLD_SIZE on a machine with no accelerator and
+        # every process believes it trains alone; with it, several CPU processes join over gloo.
+        cpu=_no_accelerator(),
         gradient_accumulation_steps=cfg.train.grad_accum,
         mixed_precision=resolve_precision(cfg.train.mixed_precision),
         # Switches (an expert off, K=1) leave some parameters without gradients on some batches.
@@ -110,6 +126,10 @@ def fit(cfg: RunConfig, data: TrainingData, seed_dir: Path, resume: bool = False
     total_steps = tc.max_steps or tc.epochs * steps_per_epoch
     scheduler = get_cosine_schedule_with_warmup(optimizer, int(tc.warmup_ratio * total_steps), total_steps)
     raw = accelerator.unwrap_model(model)
+    accelerator.print(
+        f"training {cfg.model.name} on {accelerator.num_processes} process(es), device {accelerator.device}, "
+        f"precision {accelerator.mixed_precision}, {total_steps} steps"
+    )
     trainable = [p for g in param_groups for p in g["params"]]
 
     state = TrainerState()
@@ -158,7 +178,7 @@ def fit(cfg: RunConfig, data: TrainingData, seed_dir: Path, resume: bool = False
     progress = _progress(accelerator, total_steps, state.step)
     model.train()
     while not state.done and state.epoch < tc.epochs:
-        sampler.set_epoch(state.epoch)
+        sampler.use_epoch(state.epoch)
         batches = accelerator.skip_first_batches(loader, state.micro_in_epoch) if state.micro_in_epoch else loader
         for batch in batches:
             with accelerator.accumulate(model):
