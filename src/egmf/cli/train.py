@@ -106,7 +106,8 @@ def predict(
     if video or audio:
         from egmf.cli.media import sample_from_files
 
-        samples = [sample_from_files(cfg, infos, video=video, audio=audio, text=text, target=target)]
+        _, _, dims = ckpt.read_meta(checkpoint)
+        samples = [sample_from_files(cfg, infos, dims, video=video, audio=audio, text=text, target=target)]
     else:
         samples = _samples_from_dataset(dataset, path, split, limit, cfg, infos)
     preds = predict_samples(model, samples, cfg.eval.batch_size, decoding or cfg.eval.decoding)

@@ -37,14 +37,10 @@ def register_model(name: str, builder: Builder, description: str = "") -> None:
 
 def register_builtin_models() -> None:
     """Fill the registry with the models that ship with EGMF (idempotent)."""
-    import importlib
+    from egmf.model import baselines, egmf
 
-    for module in ("egmf.model.egmf", "egmf.model.baselines"):
-        try:
-            importlib.import_module(module).register()
-        except ModuleNotFoundError as e:  # an area still being built must not break the others
-            if e.name != module:
-                raise
+    egmf.register()
+    baselines.register()
 
 
 def model_names() -> list[str]:
