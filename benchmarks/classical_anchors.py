@@ -33,28 +33,13 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "classical_anchors.m
 SEED = 1111
 
 
-def load_meld_text(path: Path) -> tuple[list[str], list[str], list[str], list[str], str]:
-    """``(train_texts, train_labels, dev_texts, dev_labels, how)`` from the MELD CSVs.
+def load_meld_text(path: Path) -> tuple[list[str], list[str], list[str], list[str]]:
+    """``(train_texts, train_labels, dev_texts, dev_labels)`` through the project's MELD loader."""
+    from egmf.data import load_dataset
 
-    Uses the project's MELD loader when it is present; before it existed this read the CSVs with pandas
-    (the two agree on text and emotion, which is all the anchors use).
-    """
-    try:
-        from egmf.data import load_dataset
-
-        data = load_dataset("meld", path, splits=("train", "valid"))
-        tr, va = data.splits["train"], data.splits["valid"]
-        return [s.text for s in tr], [s.label for s in tr], [s.text for s in va], [s.label for s in va], "egmf loader"
-    except ImportError:  # the loader module is not in this checkout
-        import pandas as pd
-
-        def read(name: str):
-            df = pd.read_csv(path / name, encoding="utf-8")
-            return df["Utterance"].astype(str).tolist(), df["Emotion"].str.strip().str.lower().tolist()
-
-        a, b = read("train_sent_emo.csv")
-        c, d = read("dev_sent_emo.csv")
-        return a, b, c, d, "pandas (CSV)"
+    data = load_dataset("meld", path, splits=("train", "valid"))
+    tr, va = data.splits["train"], data.splits["valid"]
+    return [s.text for s in tr], [s.label for s in tr], [s.text for s in va], [s.label for s in va]
 
 
 def scores(truth: list[str], pred: list[str]) -> dict[str, float]:
@@ -126,7 +111,9 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, {platform.system()}"
+    # The machine may be shared: the load average tells a reader how far to trust the times.
+    load = ", load average %.1f at start" % os.getloadavg()[0] if hasattr(os, "getloadavg") else ""
+    return f"{cpu}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, {platform.system()}{load}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-minilm", action="store_true", help="only majority and TF-IDF (no encoder needed)")
     args = ap.parse_args(argv)
 
+    host = machine()
     t0 = time.perf_counter()
-    train_x, train_y, dev_x, dev_y, how = load_meld_text(args.data.resolve())
+    train_x, train_y, dev_x, dev_y = load_meld_text(args.data.resolve())
     rows = []
     anchors = [("majority class", majority), ("TF-IDF (1-2 grams) + logistic regression", tfidf_lr)]
     if not args.skip_minilm:
@@ -154,11 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         "# Classical text anchors, MELD emotion (7 classes), dev split",
         "",
         f"- command: `{command}`",
-        f"- machine: {machine()}",
+        f"- machine: {host}",
         f"- date: {dt.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
         f"- wall time: {wall:.1f} s (loading, fitting and encoding included)",
-        f"- data: train {len(train_x)} utterances, dev {len(dev_x)} (read with {how}); trained on train, scored on dev;"
-        " no setting tuned on dev",
+        f"- data: train {len(train_x)} utterances, dev {len(dev_x)}, read with `egmf.data.load_dataset('meld', ...)`;"
+        " trained on train, scored on dev; no setting tuned on dev",
         "- metrics: scikit-learn weighted F1 / macro F1 over the 7 emotions, accuracy (fractions)",
         "",
         "| anchor | weighted F1 | macro F1 | accuracy | time (s) |",
