@@ -206,6 +206,7 @@ def test_frames_for_a_modality_the_source_lacks_is_an_error():
         ({"a": {"txt": 3}}, r"unknown modality \['txt'\]; valid choices: text, audio, vision"),
         ({"a": {"text": 0, "audio": 0}}, "every modality has dim 0"),
         ({"a": {"audio": -1, "text": 3}}, "expected dims >= 0"),
+        ({"a.b": {"audio": 3}, "a_b": {"audio": 3}}, "collide"),
     ],
 )
 def test_bad_feature_dims(dims, match):

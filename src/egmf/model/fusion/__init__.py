@@ -15,13 +15,7 @@ Public API::
 """
 
 from egmf.model.fusion.config import EXPERTS, MISSING_MODALITY, FusionConfig
+from egmf.model.fusion.encoders import ModalityEncoders, masked_mean
+from egmf.model.fusion.fusion import ExpertFusion
 
-__all__ = ["EXPERTS", "MISSING_MODALITY", "FusionConfig"]
-
-try:  # the modules below land in the next commits; the config is importable already
-    from egmf.model.fusion.fusion import ExpertFusion  # noqa: F401
-
-    __all__.append("ExpertFusion")
-except ModuleNotFoundError as e:  # pragma: no cover
-    if e.name != "egmf.model.fusion.fusion":
-        raise
+__all__ = ["EXPERTS", "MISSING_MODALITY", "ExpertFusion", "FusionConfig", "ModalityEncoders", "masked_mean"]

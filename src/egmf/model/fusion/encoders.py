@@ -97,6 +97,9 @@ class ModalityEncoders(nn.Module):
         self.max_frames = max_frames
         self.missing_modality = missing_modality
         # ModuleDict keys cannot contain "."; a source name is a dataset name, but stay safe.
+        keys = [_key(src) for src in self.feature_dims]
+        if len(set(keys)) != len(keys):
+            raise ConfigError(f"feature_dims: source names {sorted(self.feature_dims)} collide once '.' becomes '_'")
         self.proj = nn.ModuleDict(
             {
                 _key(src, m): nn.Linear(dim, d_model)
@@ -170,5 +173,5 @@ class ModalityEncoders(nn.Module):
         return tokens, token_masks, torch.stack(present, 1)
 
 
-def _key(source: str, modality: str) -> str:
+def _key(source: str, modality: str = "") -> str:
     return f"{source.replace('.', '_')}__{modality}"

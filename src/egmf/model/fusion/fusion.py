@@ -6,13 +6,13 @@ import torch
 from torch import nn
 
 from egmf.data.collate import Batch
+from egmf.data.schema import MODALITIES
 from egmf.model.base import FusionOutput
 from egmf.model.fusion.config import FusionConfig
 from egmf.model.fusion.encoders import ModalityEncoders, masked_mean
 from egmf.model.fusion.experts import build_experts
 from egmf.model.fusion.gating import HierarchicalGate
 from egmf.model.fusion.projector import PseudoTokenProjector
-from egmf.data.schema import MODALITIES
 
 
 class ExpertFusion(nn.Module):
