@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from egmf.cli import data as data_cli
+from egmf.cli import experiments as experiments_cli
 from egmf.cli import extract as extract_cli
 from egmf.cli import quickstart as quickstart_cli
 from egmf.cli import train as train_cli
@@ -22,6 +23,7 @@ app = typer.Typer(
 app.add_typer(data_cli.app, name="data", help="Generate, inspect and convert datasets.")
 train_cli.register(app)
 quickstart_cli.register(app)
+experiments_cli.register(app)
 app.command("extract")(extract_cli.extract)
 
 

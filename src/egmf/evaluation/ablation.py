@@ -1,0 +1,226 @@
+"""The paper's ablations on one config, each a normal run, summarised in ONE table.
+
+    egmf ablate --config configs/meld.yaml --seeds 1111 1112 1113
+    egmf ablate --config configs/meld.yaml --only full no_local k1 llm_text
+
+Every variant is the base config plus a few ``--set`` style overrides (:data:`VARIANTS`: adding an ablation
+is one line). Each trains with :func:`egmf.training.run.run` into ``<output>/<name>/ablation_<variant>/``, a
+run folder like any other (config, checkpoints, metrics per seed), and the table ``ablation.md`` +
+``ablation.csv`` lands beside them: per variant and dataset, the task's metrics as mean ± std over seeds
+(population std, as MMSA), and the mean training time.
+
+Resumable: a variant whose run folder already holds the metrics of every requested seed is read back,
+not trained again; an interrupted one continues from its last checkpoint (``run(..., resume=True)``, which
+refuses a folder whose saved config differs). A variant whose resolved config equals an earlier one's
+(``k4`` when the base config already has K=4) reuses that variant's result instead of training twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from egmf.config import RunConfig, config_from_dict
+from egmf.errors import ConfigError
+from egmf.evaluation.aggregate import TABLE_COLUMNS, aggregate_seeds
+from egmf.evaluation.metrics import FAMILY_KEYS
+from egmf.typed_config import apply_overrides, to_dict
+
+# name -> overrides applied to the base config. "off" for a gating level means its uniform mean.
+VARIANTS: dict[str, list[str]] = {
+    "full": [],
+    "no_local": ["model.fusion.use_local=false"],
+    "no_semantic": ["model.fusion.use_semantic=false"],
+    "no_global": ["model.fusion.use_global=false"],
+    "no_modality_gate": ["model.fusion.modality_gating=false"],
+    "no_expert_gate": ["model.fusion.expert_gating=false"],
+    "k1": ["model.fusion.num_pseudo_tokens=1"],
+    "k4": ["model.fusion.num_pseudo_tokens=4"],
+    "k8": ["model.fusion.num_pseudo_tokens=8"],
+    "k16": ["model.fusion.num_pseudo_tokens=16"],
+    "lora_r4": ["model.lora.r=4"],
+    "lora_r8": ["model.lora.r=8"],
+    "lora_r16": ["model.lora.r=16"],
+    "llm_text": ["model.name=llm_text"],
+    "egmf_mean_gate": ["model.name=egmf_mean_gate"],
+    "late_fusion": ["model.name=late_fusion"],
+    "mult": ["model.name=mult"],
+}
+
+Runner = Callable[..., dict]
+
+
+@dataclass
+class VariantResult:
+    """One row group of the table: a variant's metrics per dataset over its seeds."""
+
+    name: str
+    overrides: list[str]
+    run_dir: Path
+    seeds: dict[int, dict] = field(default_factory=dict)
+    reused: bool = False  # read back from a finished run folder
+    same_as: str | None = None  # its resolved config equals this earlier variant's
+
+    def summary(self) -> dict[str, dict[str, dict[str, float]]]:
+        """``{dataset: {metric: {"mean", "std"}}}`` over the seeds' test metrics (valid if no test)."""
+        by_dataset: dict[str, list[dict]] = {}
+        for metrics in self.seeds.values():
+            for dataset, m in metrics.get("test", metrics.get("valid", {})).items():
+                by_dataset.setdefault(dataset, []).append(m)
+        return {d: aggregate_seeds(ms) for d, ms in by_dataset.items()}
+
+    def train_seconds(self) -> float:
+        values = [m.get("training", {}).get("train_seconds") for m in self.seeds.values()]
+        values = [float(v) for v in values if v is not None]
+        return sum(values) / len(values) if values else math.nan
+
+
+def variant_names(only: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The variants to run, in table order; an unknown name is a :class:`ConfigError` listing the valid ones."""
+    unknown = [n for n in only if n not in VARIANTS]
+    if unknown:
+        raise ConfigError(f"--only: unknown variant {unknown[0]!r}; valid choices: {', '.join(VARIANTS)}")
+    return [n for n in VARIANTS if not only or n in only]
+
+
+def variant_config(base: RunConfig, name: str, out_root: Path) -> RunConfig:
+    """``base`` with variant ``name``'s overrides, its run folder at ``out_root/ablation_<name>``, validated."""
+    data = to_dict(base)
+    apply_overrides(data, [*VARIANTS[name], f"output_dir={out_root}", f"name=ablation_{name}"])
+    try:
+        return config_from_dict(data)
+    except ConfigError as e:
+        raise ConfigError(f"ablation variant {name!r} ({', '.join(VARIANTS[name]) or 'no overrides'}): {e}") from None
+
+
+def _identity(cfg: RunConfig) -> dict:
+    """What makes two variants the same experiment: the config without its name and folder."""
+    d = to_dict(cfg)
+    d.pop("name"), d.pop("output_dir")
+    return d
+
+
+def is_finished(run_dir: Path, seeds: list[int]) -> bool:
+    return all((run_dir / f"seed_{s}" / "metrics.json").is_file() for s in seeds)
+
+
+def run_or_reuse(cfg: RunConfig, seeds: list[int], runner: Runner | None = None) -> tuple[dict, bool]:
+    """Train ``cfg`` for ``seeds`` unless its run folder already holds them: ``(run() result, reused)``.
+
+    An existing folder is continued with ``resume=True``: finished seeds are read back, an interrupted seed
+    resumes from its last checkpoint, and a folder saved with another config is refused by ``run``.
+    """
+    if runner is None:
+        from egmf.training.run import run as runner
+    run_dir = cfg.run_dir
+    exists = run_dir.is_dir() and any(run_dir.iterdir())
+    reused = exists and is_finished(run_dir, seeds)
+    return runner(cfg, seeds, resume=exists), reused
+
+
+def run_ablations(
+    base: RunConfig,
+    seeds: list[int] | tuple[int, ...] = (),
+    only: list[str] | tuple[str, ...] = (),
+    runner: Runner | None = None,
+    log: Callable[[str], None] = print,
+) -> tuple[list[VariantResult], Path]:
+    """Run (or reuse) every selected variant of ``base``; write the table; return the results and its folder.
+
+    The variants' run folders and the table go to ``<base.output_dir>/<base.name>/``.
+    """
+    seeds = list(seeds) or [base.train.seed]
+    out_root = base.run_dir
+    names = variant_names(only)
+    configs = {n: variant_config(base, n, out_root) for n in names}  # all validated before any training
+    results: list[VariantResult] = []
+    seen: dict[str, VariantResult] = {}
+    for name in names:
+        cfg = configs[name]
+        key = repr(_identity(cfg))
+        if key in seen:
+            first = seen[key]
+            log(f"[{name}] same config as {first.name}: its result is reused")
+            results.append(VariantResult(name, VARIANTS[name], first.run_dir, first.seeds, True, first.name))
+            continue
+        log(f"[{name}] {', '.join(VARIANTS[name]) or 'base config'} -> {cfg.run_dir}")
+        out, reused = run_or_reuse(cfg, seeds, runner)
+        if reused:
+            log(f"[{name}] finished before: results read from {cfg.run_dir}")
+        result = VariantResult(name, VARIANTS[name], cfg.run_dir, out["seeds"], reused)
+        seen[key] = result
+        results.append(result)
+        write_table(results, out_root, seeds)  # the table grows as variants finish
+    write_table(results, out_root, seeds)
+    return results, out_root
+
+
+# --------------------------------------------------------------------------------------------- the table
+def family_of(metrics: dict) -> str:
+    """The metric family whose keys a metrics dict holds (``erc``, ``mosi`` or ``sims``)."""
+    for family, keys in FAMILY_KEYS.items():
+        if all(k in metrics for k in keys):
+            return family
+    raise ValueError(f"no metric family matches keys {sorted(metrics)}")
+
+
+def cell(stat: dict | None, percent: bool) -> str:
+    """``mean ± std`` of one metric: percent with 2 decimals, or raw with 4 (MAE, Corr)."""
+    if not stat or math.isnan(stat["mean"]):
+        return "nan"
+    scale, digits = (100, 2) if percent else (1, 4)
+    return f"{stat['mean'] * scale:.{digits}f} ± {stat['std'] * scale:.{digits}f}"
+
+
+def table_rows(results: list[VariantResult]) -> list[dict]:
+    """One row per (variant, dataset): metric means and stds, seeds, train seconds, provenance."""
+    rows = []
+    for r in results:
+        for dataset, summary in r.summary().items():
+            row = {
+                "variant": r.name, "dataset": dataset, "family": family_of(summary),
+                "overrides": "; ".join(r.overrides), "seeds": len(r.seeds),
+                "train_seconds": r.train_seconds(), "same_as": r.same_as or "",
+                "run_dir": str(r.run_dir), "summary": summary,
+            }
+            rows.append(row)
+    return rows
+
+
+def write_table(results: list[VariantResult], out_dir: Path, seeds: list[int]) -> tuple[Path, Path]:
+    """``ablation.md`` (one markdown table per dataset, percents) and ``ablation.csv`` (fractions, full precision)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = table_rows(results)
+    md = [
+        "# Ablations",
+        "",
+        f"Test metrics, mean ± std over seeds {', '.join(map(str, seeds))} (population std, as MMSA). "
+        "Accuracies and F1 in percent; MAE and Corr raw. Train time: mean seconds per seed.",
+        "",
+    ]
+    csv_rows = []
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        group = [r for r in rows if r["dataset"] == dataset]
+        cols = TABLE_COLUMNS[group[0]["family"]]
+        md += [f"## {dataset}", "", "| variant | overrides | " + " | ".join(h for _, h, _ in cols) + " | train s |",
+               "|---|---|" + "---:|" * (len(cols) + 1)]
+        for r in group:
+            cells = [cell(r["summary"].get(k), pct) for k, _, pct in cols]
+            name = r["variant"] + (f" (= {r['same_as']})" if r["same_as"] else "")
+            secs = "nan" if math.isnan(r["train_seconds"]) else f"{r['train_seconds']:.1f}"
+            md.append(f"| {name} | {r['overrides'] or '-'} | " + " | ".join(cells) + f" | {secs} |")
+            flat = {f"{k}_{s}": r["summary"][k][s] for k, _, _ in cols if k in r["summary"] for s in ("mean", "std")}
+            csv_rows.append({k: r[k] for k in ("variant", "dataset", "overrides", "seeds", "train_seconds", "same_as",
+                                               "run_dir")} | flat)
+        md.append("")
+    md_path, csv_path = out_dir / "ablation.md", out_dir / "ablation.csv"
+    md_path.write_text("\n".join(md), encoding="utf-8")
+    fields = list(dict.fromkeys(k for row in csv_rows for k in row))
+    with csv_path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(csv_rows)
+    return md_path, csv_path
