@@ -1,0 +1,204 @@
+"""``egmf.evaluation.transfer``: the answer mappings (golden values), the feature policy, and transfer end to end."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from egmf.config import DatasetEntry, config_from_dict
+from egmf.data.schema import CHERMA_EMOTIONS, MELD_EMOTIONS, MELD_SENTIMENTS, DatasetInfo, Sample
+from egmf.errors import ConfigError
+from egmf.evaluation.transfer import adapt_samples, answer_mapper, label_map, rescale, run_transfer
+
+MELD = DatasetInfo("meld", "erc", "en", labels=MELD_EMOTIONS, metric_family="erc")
+CHERMA = DatasetInfo("cherma", "erc", "zh", labels=CHERMA_EMOTIONS, metric_family="erc")
+MOSEI = DatasetInfo("mosei", "msa", "en", score_range=(-3.0, 3.0), metric_family="mosi")
+SIMSV2 = DatasetInfo("simsv2", "msa", "zh", score_range=(-1.0, 1.0), metric_family="sims")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# ------------------------------------------------------------------------------------------ mappings
+GOLDEN = {"joy": "高兴", "sadness": "悲伤", "anger": "愤怒", "surprise": "惊奇", "fear": "恐惧", "disgust": "厌恶",
+          "neutral": "平静"}
+
+
+def test_meld_to_cherma_labels():
+    assert label_map(MELD, CHERMA) == GOLDEN
+
+
+def test_cherma_to_meld_labels_are_the_inverse():
+    assert label_map(CHERMA, MELD) == {zh: en for en, zh in GOLDEN.items()}
+    to_meld = answer_mapper(CHERMA, MELD)
+    assert [to_meld(w) for w in ("高兴", "平静", "惊奇")] == ["joy", "neutral", "surprise"]
+
+
+def test_same_label_words_map_to_themselves():
+    other = DatasetInfo("custom", "erc", "zh", labels=MELD_EMOTIONS, metric_family="erc")
+    assert label_map(MELD, other) == {w: w for w in MELD_EMOTIONS}
+
+
+def test_meld_sentiment_labels_have_no_mapping():
+    sentiments = DatasetInfo("meld", "erc", "en", labels=MELD_SENTIMENTS, metric_family="erc")
+    with pytest.raises(ConfigError, match=r"no label mapping from meld \(neutral, positive, negative\) to cherma"):
+        label_map(sentiments, CHERMA)
+
+
+@pytest.mark.parametrize("score, expected", [(3.0, 1.0), (-3.0, -1.0), (0.0, 0.0), (-1.5, -0.5), (1.2, 0.4), (4.0, 1.0)])
+def test_mosei_scores_rescale_to_sims_range(score, expected):
+    assert answer_mapper(MOSEI, SIMSV2)(score) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("score, expected", [(1.0, 3.0), (-0.2, -0.6), (0.5, 1.5), (-1.0, -3.0)])
+def test_sims_scores_rescale_to_mosei_range(score, expected):
+    assert rescale(score, SIMSV2.score_range, MOSEI.score_range) == pytest.approx(expected)
+
+
+def test_datasets_of_different_kinds_are_refused():
+    with pytest.raises(ConfigError, match="meld is ERC and simsv2 is MSA; transfer needs two datasets of the same kind"):
+        answer_mapper(MELD, SIMSV2)
+
+
+# ------------------------------------------------------------------------------------- feature policy
+def _sample():
+    import numpy as np
+
+    return Sample("c1", "我很高兴", "高兴", "cherma", "erc", "zh", text_feats=np.ones((3, 8), np.float32),
+                  audio=np.ones((4, 6), np.float32), vision=np.ones((2, 7), np.float32))
+
+
+def test_modalities_with_the_sources_dims_are_fed_and_others_dropped():
+    source_dims, target_dims = {"text": 8, "audio": 6, "vision": 5}, {"text": 8, "audio": 6, "vision": 7}
+    (s,), status = adapt_samples([_sample()], MELD, source_dims, target_dims, "dataset")
+    assert (s.dataset, s.lang, s.label) == ("meld", "en", None)  # the source's prompt; the truth stays out
+    assert s.text_feats is not None and s.audio is not None and s.vision is None
+    assert status == {"text": "fed (8-d)", "audio": "fed (6-d)", "vision": "dropped (5-d vs 7-d)"}
+
+
+def test_llm_text_source_feeds_the_utterance_through_the_llm():
+    (s,), status = adapt_samples([_sample()], MELD, {"text": 0, "audio": 0, "vision": 5}, {"text": 8, "audio": 6,
+                                 "vision": 7}, "llm")
+    assert status["text"] == "fed (LLM embeddings)" and status["audio"] == "not used by the model"
+    assert s.text_feats is None and s.audio is None and s.vision is None and s.text == "我很高兴"
+
+
+def test_naming_a_modality_whose_dims_differ_is_refused():
+    with pytest.raises(ConfigError, match=r"--modalities vision: the model reads 5-d vision features \(meld\) and the "
+                                          r"target has 7-d vision features; feature dims must match"):
+        adapt_samples([_sample()], MELD, {"text": 8, "audio": 6, "vision": 5}, {"text": 8, "audio": 6, "vision": 7},
+                      "dataset", ["audio", "vision"])
+    (s,), status = adapt_samples([_sample()], MELD, {"text": 8, "audio": 6, "vision": 5},
+                                 {"text": 8, "audio": 6, "vision": 7}, "dataset", ["audio"])
+    assert s.audio is not None and s.text_feats is None and status["text"] == "dropped"
+
+
+# --------------------------------------------------------------------------------------- end to end
+def _config(dataset: str, path, out, model: dict) -> dict:
+    return {
+        "name": "xl", "output_dir": str(out),
+        "data": {"datasets": [{"name": dataset, "path": str(path)}], "limit": {"train": 8, "valid": 4, "test": 5}},
+        "model": model,
+        "train": {"epochs": 1, "max_steps": 1, "batch_size": 4, "mixed_precision": "no", "lr_fusion": 1e-2},
+        "eval": {"batch_size": 8, "plots": False},
+    }
+
+
+TINY_EGMF = {
+    "name": "egmf", "text_source": "llm", "llm": {"backend": "tiny", "tiny_hidden_size": 32},
+    "fusion": {"d_model": 16, "n_heads": 2, "num_pseudo_tokens": 2, "gate_hidden": 8, "global_layers": 1},
+    "lora": {"r": 4}, "prompt": {"template": "minimal", "use_chat_template": False, "max_context_turns": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def erc_transfer(tmp_path_factory):
+    """MELD -> CHERMA and back, one step each, EGMF on the tiny LLM; CHERMA audio has MELD's dim, vision not."""
+    from egmf.data.synth import write_synthetic
+
+    root = tmp_path_factory.mktemp("xl")
+    meld = write_synthetic("meld", root / "meld", size="tiny", seed=6, dims={"text": 8, "audio": 6, "vision": 5})
+    cherma = write_synthetic("cherma", root / "cherma", size="tiny", seed=7,
+                             shapes={"text": (4, 8), "audio": (5, 6), "vision": (3, 7)})
+    cfg = config_from_dict(_config("meld", meld, root / "runs", TINY_EGMF))
+    rows, out = run_transfer(cfg, DatasetEntry("cherma", str(cherma)), reverse=True, log=lambda _: None)
+    return rows, out
+
+
+def test_transfer_table_has_both_directions_and_in_domain_rows(erc_transfer):
+    rows, out = erc_transfer
+    assert [(r["direction"], r["kind"]) for r in rows] == [
+        ("meld -> cherma", "cross-lingual"), ("meld -> meld", "in-domain"),
+        ("cherma -> meld", "cross-lingual"), ("cherma -> cherma", "in-domain"),
+    ]
+    assert rows[0]["modalities"] == "text (LLM embeddings), audio (6-d)"  # vision 5-d vs 7-d: dropped
+    assert rows[0]["n_test"] == 5
+    md = (out / "transfer.md").read_text(encoding="utf-8")
+    assert "| meld -> cherma | cross-lingual | text (LLM embeddings), audio (6-d) | 5 |" in md
+    table = list(csv.DictReader((out / "transfer.csv").open(encoding="utf-8")))
+    assert [r["direction"] for r in table] == [r["direction"] for r in rows]
+
+
+def test_cross_lingual_answers_are_mapped_into_the_targets_labels(erc_transfer):
+    from egmf.evaluation.metrics import compute_metrics
+
+    rows, out = erc_transfer
+    folder = out / "transfer_meld_to_cherma" / "seed_1111"
+    preds = [json.loads(x) for x in (folder / "predictions_test.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(preds) == 5 and all(p["prediction"] in CHERMA_EMOTIONS and p["dataset"] == "cherma" for p in preds)
+    back = [json.loads(x) for x in (out / "transfer_cherma_to_meld" / "seed_1111" / "predictions_test.jsonl")
+            .read_text(encoding="utf-8").splitlines()]
+    assert all(p["prediction"] in MELD_EMOTIONS for p in back)
+    # The table's numbers are the target metrics of these very predictions.
+    saved = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    from egmf.data.registry import load_dataset
+
+    truth = {s.id: s.label for s in load_dataset("cherma", out.parent.parent / "cherma").splits["test"]}
+    again = compute_metrics(CHERMA, [p["prediction"] for p in preds], [truth[p["id"]] for p in preds])
+    assert saved["test"]["weighted_f1"] == pytest.approx(again["weighted_f1"])
+    assert rows[0]["summary"]["weighted_f1"]["mean"] == pytest.approx(again["weighted_f1"])
+
+
+def test_msa_transfer_rescales_the_models_own_scores(tmp_path):
+    """MOSEI -> SIMS v2 with the late-fusion model (same feature dims): each answer is the source answer / 3."""
+    from egmf.data.synth import write_synthetic
+    from egmf.evaluation.evaluate import predict_samples
+    from egmf.training import checkpoint as ckpt
+
+    small = {"dims": {"text": 8, "audio": 5, "vision": 6}, "seq_lens": {"text": 6, "audio": 8, "vision": 8}}
+    mosei = write_synthetic("mmsa", tmp_path / "mosei", size="tiny", seed=8, flavour="mosei", **small)
+    sims = write_synthetic("mmsa", tmp_path / "simsv2", size="tiny", seed=9, flavour="simsv2", **small)
+    model = {"name": "late_fusion", "baseline": {"hidden": 8, "layers": 1, "dropout": 0.0}}
+    cfg = config_from_dict(_config("mosei", mosei, tmp_path / "runs", model))
+    rows, out = run_transfer(cfg, DatasetEntry("simsv2", str(sims)), log=lambda _: None)
+    assert [r["direction"] for r in rows] == ["mosei -> simsv2", "mosei -> mosei"]
+    assert rows[0]["modalities"] == "text (8-d), audio (5-d), vision (6-d)"
+    assert set(rows[0]["summary"]) >= {"acc2", "f1", "mae", "corr"}  # SIMS metrics on the target
+    mapped = [json.loads(x) for x in (out / "transfer_mosei_to_simsv2" / "seed_1111" / "predictions_test.jsonl")
+              .read_text(encoding="utf-8").splitlines()]
+    net, _, _ = ckpt.load_model(out / "transfer_train_mosei" / "seed_1111" / "checkpoints" / "best")
+    from egmf.config import DataConfig
+    from egmf.training.data import load_training_data
+
+    test = load_training_data(DataConfig([DatasetEntry("simsv2", str(sims))], limit={"test": 5})).split("test")
+    raw = predict_samples(net, [Sample(**{**s.__dict__, "dataset": "mosei", "lang": "en"}) for s in test], 8)
+    assert [p["id"] for p in mapped] == [s.id for s in test]
+    assert [p["prediction"] for p in mapped] == pytest.approx([min(max(p.prediction / 3, -1), 1) for p in raw])
+
+
+def test_transfer_refuses_a_config_with_two_datasets_or_the_same_dataset(tmp_path):
+    two = _config("meld", tmp_path, tmp_path, {"name": "late_fusion"})
+    two["data"]["datasets"].append({"name": "mosei", "path": str(tmp_path)})
+    with pytest.raises(ConfigError, match="the config must name one source dataset, it names 2"):
+        run_transfer(config_from_dict(two), DatasetEntry("cherma", str(tmp_path)))
+    one = config_from_dict(_config("meld", tmp_path, tmp_path, {"name": "late_fusion"}))
+    with pytest.raises(ConfigError, match="source and target are both 'meld'"):
+        run_transfer(one, DatasetEntry("meld", str(tmp_path)))
