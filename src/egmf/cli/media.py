@@ -1,8 +1,8 @@
 """``egmf predict --video clip.mp4`` / ``--audio clip.wav --text "..."``: one sample from raw media.
 
 The clip must be turned into features exactly as the training data was (same extractor settings, same
-dims), so the settings are read from the ``dataset.yaml`` that ``egmf extract`` wrote beside the training
-data (key ``extract``), and the resulting dims are checked against the checkpoint before predicting.
+dims), so the settings are read from the ``extract_report.json`` that ``egmf extract`` wrote beside the
+training data (key ``settings``), and the resulting dims are checked against the checkpoint before predicting.
 """
 
 from __future__ import annotations
@@ -45,16 +45,16 @@ def _target(infos: dict[str, DatasetInfo], target: str | None) -> str:
 
 def extract_settings(cfg, target: str):
     """The extractor settings saved beside the training data of ``target`` (defaults when none were saved)."""
-    import yaml
+    import json
 
     from egmf.features.config import ExtractSettings
 
     for entry in cfg.data.datasets:
-        meta = Path(entry.path) / "dataset.yaml"
-        if meta.is_file():
-            data = yaml.safe_load(meta.read_text(encoding="utf-8")) or {}
-            if data.get("name", entry.name) == target and isinstance(data.get("extract"), dict):
-                return ExtractSettings.from_dict(data["extract"])
+        report = Path(entry.path) / "extract_report.json"
+        if report.is_file():
+            settings = json.loads(report.read_text(encoding="utf-8")).get("settings")
+            if isinstance(settings, dict):
+                return ExtractSettings.from_dict(settings)
     return ExtractSettings()
 
 
