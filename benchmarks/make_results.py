@@ -1,0 +1,69 @@
+"""Assemble ``benchmarks/RESULTS.md`` from the sections the benchmark scripts wrote into ``benchmarks/results/``.
+
+    .venv/bin/python benchmarks/make_results.py
+
+Each ``results/<name>.md`` is one script's output (its command, machine, date and wall time at the top);
+this script only orders and joins them, with a contents list and the figures still missing (the script
+to run for each). ``*_smoke.md`` files (written by ``--smoke`` runs that check a script) are left out.
+Nothing is recomputed or edited here, so every number in RESULTS.md traces to the script that made it.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+# (results file stem, the script that writes it, what it measures) in reading order.
+SECTIONS = [
+    ("throughput", "benchmarks/throughput.py", "training / evaluation samples/s, constrained vs free decoding, peak memory"),
+    ("fusion_overhead", "benchmarks/fusion_overhead.py", "the fusion's cost against the LLM alone"),
+    ("scaling", "benchmarks/scaling.py", "time against K and against dataset size"),
+    ("quality_meld", "benchmarks/quality.py meld", "MELD dev: EGMF and every baseline"),
+    ("classical_anchors", "benchmarks/classical_anchors.py", "MELD dev: classical text anchors"),
+    ("quality_ravdess", "benchmarks/quality.py ravdess", "RAVDESS actors 07-08: EGMF and every baseline"),
+    ("ravdess_anchors", "benchmarks/ravdess_anchors.py", "RAVDESS actors 07-08: classical speech anchors"),
+]
+
+
+def assemble(results: Path = ROOT / "results") -> str:
+    files = {p.stem: p for p in sorted(results.glob("*.md")) if not p.stem.endswith("_smoke")}
+    order = [s for s, _, _ in SECTIONS if s in files] + sorted(set(files) - {s for s, _, _ in SECTIONS})
+    lines = [
+        "# EGMF benchmark results", "",
+        f"Assembled by `.venv/bin/python benchmarks/make_results.py` on "
+        f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} from `benchmarks/results/*.md`; each section "
+        "states the command, machine, date and wall time that produced it. Regenerate a section by rerunning its "
+        "script, then this one. See `benchmarks/README.md`.", "",
+        "## Contents", "",
+    ]
+    for stem in order:
+        title = files[stem].read_text(encoding="utf-8").splitlines()[0].lstrip("# ").strip()
+        lines.append(f"- [{title}](#{_anchor(title)}) (`results/{stem}.md`)")
+    missing = [(s, script, what) for s, script, what in SECTIONS if s not in files]
+    if missing:
+        lines += ["", "Not measured yet (run the script, then this one):", ""]
+        lines += [f"- {what}: `.venv/bin/python {script}`" for _, script, what in missing]
+    lines.append("")
+    for stem in order:
+        text = files[stem].read_text(encoding="utf-8").strip()
+        # Each section's title becomes a level-2 heading, its own headings one level lower.
+        body = ["#" + ln if ln.startswith("#") else ln for ln in text.splitlines()]
+        lines += ["", *body, ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _anchor(title: str) -> str:
+    keep = "".join(c for c in title.lower() if c.isalnum() or c in " -_")
+    return keep.replace(" ", "-")
+
+
+def main() -> None:
+    out = ROOT / "RESULTS.md"
+    out.write_text(assemble(), encoding="utf-8")
+    print(f"wrote {out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

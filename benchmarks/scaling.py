@@ -1,0 +1,100 @@
+"""How EGMF's cost grows with the number of pseudo tokens K and with the dataset size (not a test).
+
+    nohup .venv/bin/python benchmarks/scaling.py > /tmp/scaling.log 2>&1 &
+    .venv/bin/python benchmarks/scaling.py --smoke        (tiny LLM: checks the script)
+
+1. K in {1, 4, 8, 16}: median seconds of one training step (batch 8; forward, backward, clip, AdamW) and
+   of constrained prediction of 32 utterances, with the embedded SmolLM2 (bf16 autocast, LoRA r=8), on
+   generated MELD-format data. Each K is a fresh model; the first ``--warmup`` steps are not timed.
+2. dataset size N in {64, 128, 256, 512} train utterances: one epoch through ``egmf.training.run.run``
+   (the trainer as ``egmf train`` runs it, K=4), with a fixed 32-utterance valid and test split; the
+   training seconds (the epoch, its valid evaluation and checkpoint saves) and seconds per train utterance.
+
+Writes ``benchmarks/results/scaling.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import Section  # noqa: E402
+from throughput import build, decode, train_steps  # noqa: E402
+
+
+def k_sweep(ks, backend, data_dir, steps, warmup, smoke) -> list[str]:
+    rows = ["| K | training step (median, s) | samples/s | constrained prediction of 32 (s) | samples/s |",
+            "|---:|---:|---:|---:|---:|"]
+    for k in ks:
+        _, model, opt, data = build(backend, k, data_dir, 240, smoke)
+        times = train_steps(model, opt, data.split("train"), 8, steps)[warmup:]
+        med = statistics.median(times)
+        test = data.split("test")[:32]
+        secs, _, _ = decode(model, test, "constrained", 16)
+        rows.append(f"| {k} | {med:.3f} | {8 / med:.2f} | {secs:.2f} | {len(test) / secs:.2f} |")
+        print(rows[-1], flush=True)
+        del model, opt
+    return rows
+
+
+def size_sweep(sizes, backend, data_dir, out, smoke) -> list[str]:
+    from egmf.config import config_from_dict
+    from egmf.training.run import run
+
+    rows = ["| train utterances | steps (1 epoch) | training s | s per utterance | wall s (incl. test eval) |",
+            "|---:|---:|---:|---:|---:|"]
+    for n in sizes:
+        cfg = config_from_dict({
+            "name": f"n{n}", "output_dir": str(out),
+            "data": {"datasets": [{"name": "meld", "path": str(data_dir)}], "limit": {"train": n, "valid": 32, "test": 32}},
+            "model": {"name": "egmf", "text_source": "dataset",
+                      "llm": {"backend": backend, "autocast": "none" if smoke else "bf16"},
+                      "fusion": {"d_model": 16 if smoke else 128, "n_heads": 2 if smoke else 4, "num_pseudo_tokens": 4},
+                      "prompt": {"max_context_turns": 3, "max_prompt_tokens": 768 if smoke else 256}},
+            "train": {"epochs": 1, "batch_size": 8, "patience": 0, "save_every": 10_000},
+            "eval": {"batch_size": 16, "plots": False},
+        })
+        t = time.perf_counter()
+        result = run(cfg)
+        wall = time.perf_counter() - t
+        info = next(iter(result["seeds"].values()))["training"]
+        rows.append(f"| {n} | {info['steps']} | {info['train_seconds']:.1f} | {info['train_seconds'] / n:.3f} | {wall:.1f} |")
+        print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--ks", default="1,4,8,16")
+    ap.add_argument("--sizes", default="64,128,256,512")
+    ap.add_argument("--steps", type=int, default=8, help="training steps per K (the first --warmup not timed)")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--smoke", action="store_true")
+    args = ap.parse_args()
+    backend = "tiny" if args.smoke else "smollm2-135m"
+    ks = [1, 4] if args.smoke else [int(k) for k in args.ks.split(",")]
+    sizes = [16, 32] if args.smoke else [int(n) for n in args.sizes.split(",")]
+    steps, warmup = (3, 1) if args.smoke else (args.steps, args.warmup)
+    section = Section("scaling" + ("_smoke" if args.smoke else ""), "How time grows with K and with dataset size")
+    with tempfile.TemporaryDirectory() as tmp:
+        from egmf.data.synth import write_synthetic
+
+        data_dir = Path(tmp) / "meld"
+        write_synthetic("meld", data_dir, size=max(max(sizes), 240), seed=0)
+        section.add("## Pseudo tokens K", "", *k_sweep(ks, backend, data_dir, steps, warmup, args.smoke), "")
+        section.add("## Dataset size (one epoch, K=4)", "", *size_sweep(sizes, backend, data_dir, Path(tmp) / "runs",
+                                                                          args.smoke), "")
+    section.write([
+        f"model: EGMF, LLM {backend}{'' if args.smoke else ' (bf16 autocast)'}, LoRA r=8, batch 8, prompt with up "
+        "to 3 context turns; generated MELD-format data (text 48-d / audio 32-d / vision 24-d features)",
+        f"K sweep: {steps} steps per K, the first {warmup} untimed; size sweep: one epoch each, valid/test 32",
+    ])
+
+
+if __name__ == "__main__":
+    main()
