@@ -230,7 +230,7 @@ def run_transfer(
     cache: dict[tuple, tuple] = {}
 
     def test_split(c: RunConfig, e: DatasetEntry) -> tuple[DatasetInfo, list[Sample], dict[str, int]]:
-        key = (e.name, c.model.text_source, repr(c.data.max_frames), repr(c.data.limit))
+        key = (repr(to_dict(e)), c.model.text_source, repr(c.data.max_frames), repr(c.data.limit))
         if key not in cache:
             cache[key] = _test_split(c, e)
         return cache[key]
