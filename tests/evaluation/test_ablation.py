@@ -168,3 +168,13 @@ def test_finished_variants_are_reused_not_retrained(ablated):
     assert all(r.reused for r in results)
     assert weights.stat().st_mtime_ns == stamp, "a finished variant's checkpoint was rewritten"
     assert results[0].seeds[1111]["test"] == first[0].seeds[1111]["test"]
+
+
+def test_a_finished_variant_saved_with_another_config_is_refused_not_reused(ablated):
+    base, _, folder = ablated
+    from egmf.errors import RunFolderExistsError
+
+    changed = config_from_dict({**tiny_base(base.data.datasets[0].path, base.output_dir), "eval": {"batch_size": 4,
+                                                                                                    "plots": False}})
+    with pytest.raises(RunFolderExistsError, match=r"changed: eval.batch_size.*delete .*ablation_full or choose another --name"):
+        run_ablations(changed, only=["full"], log=lambda _: None)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from egmf.config import RunConfig, config_from_dict
-from egmf.errors import ConfigError
+from egmf.errors import ConfigError, RunFolderExistsError
 from egmf.evaluation.aggregate import TABLE_COLUMNS, aggregate_seeds
 from egmf.evaluation.metrics import FAMILY_KEYS
 from egmf.typed_config import apply_overrides, to_dict
@@ -118,7 +118,10 @@ def run_or_reuse(cfg: RunConfig, seeds: list[int], runner: Runner | None = None)
     run_dir = cfg.run_dir
     exists = run_dir.is_dir() and any(run_dir.iterdir())
     reused = exists and is_finished(run_dir, seeds)
-    return runner(cfg, seeds, resume=exists), reused
+    try:
+        return runner(cfg, seeds, resume=exists), reused
+    except RunFolderExistsError as e:  # saved with another config: say how to redo it from here
+        raise RunFolderExistsError(f"{e}; to redo it, delete {run_dir} or choose another --name") from None
 
 
 def run_ablations(
