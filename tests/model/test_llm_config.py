@@ -135,3 +135,26 @@ def test_gradient_checkpointing_keeps_input_gradients():
     out.logits.sum().backward()
     assert embeds.grad is not None and embeds.grad.abs().sum() > 0
     assert all(p.grad is not None for p in lora_parameters(wrapped))
+
+
+def test_smollm2_cache_is_read_without_touching_the_gguf(monkeypatch, tmp_path):
+    folder = tmp_path / "cache"
+    model, tok = build_tiny_llm(32, 1, seed=9)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    (folder / "egmf-cache.json").write_text("{}")
+    monkeypatch.setattr(backends, "smollm2_gguf_path", lambda: pytest.fail("the GGUF must not be read again"))
+    loaded, loaded_tok = load_llm(LLMConfig(backend="smollm2-135m", cache_dir=str(folder)))
+    assert torch.equal(loaded.model.layers[0].self_attn.q_proj.weight, model.model.layers[0].self_attn.q_proj.weight)
+    assert loaded_tok.padding_side == "left"
+
+
+def test_a_failed_cache_write_leaves_nothing_behind(monkeypatch, tmp_path):
+    bogus = tmp_path / "pkg" / backends.SMOLLM2_GGUF
+    bogus.parent.mkdir()
+    bogus.write_bytes(b"not a gguf file")
+    monkeypatch.setattr(backends, "smollm2_gguf_path", lambda: bogus)
+    folder = tmp_path / "cache" / "smollm2"
+    with pytest.raises(Exception):
+        load_llm(LLMConfig(backend="smollm2-135m", cache_dir=str(folder)))
+    assert not folder.exists() and list((tmp_path / "cache").iterdir()) == []  # no half cache, no temp folder

@@ -151,6 +151,7 @@ class EGMF(nn.Module):
     def score(self, batch: Batch) -> ScoreOutput:
         """Teacher-forced LM scores of the answers (the basis of :meth:`forward`)."""
         eb = self._encode(batch.samples, with_target=True)
+        # The fusion stays in fp32: it is small, and bf16 convolutions are slow on many CPUs.
         fusion = self._fuse(batch)
         embeds = self._embeds(eb, fusion)
         width = eb.input_ids.shape[1]
@@ -195,9 +196,9 @@ class EGMF(nn.Module):
             raise ConfigError(f"decoding: got {decoding!r}; valid choices: {', '.join(DECODINGS)}")
         samples = batch.samples
         eb = self._encode(samples, with_target=False)
+        rows = list(range(len(samples)))
         fusion = self._fuse(batch)
         embeds = self._embeds(eb, fusion)
-        rows = list(range(len(samples)))
         with self._autocast():
             if decoding == "constrained":
                 answers = self._constrained(samples, eb, embeds, rows)
