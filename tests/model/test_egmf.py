@@ -247,3 +247,44 @@ def test_bf16_autocast_runs_and_stays_close(build, mixed_batch):
         a, b = model(batch).loss, fast(batch).loss
     assert b.dtype == torch.float32 and abs(float(a) - float(b)) < 0.1 * abs(float(a))
     assert all(isinstance(p, Prediction) for p in fast.predict(batch))
+
+
+@pytest.mark.parametrize(
+    "probs, expected",
+    [
+        ([0.1, 0.2, 0.3, 0.4], 0.2),  # cdf 0.1 0.3 0.6 1.0: the third value reaches one half
+        ([0.5, 0.5, 0.0, 0.0], -0.1),  # the cdf reaches exactly one half at the first value
+        ([0.0, 0.0, 0.0, 1.0], 0.3),
+        ([0.25, 0.25, 0.25, 0.25], 0.0),  # cdf 0.25 0.5: the second value reaches one half
+    ],
+)
+def test_weighted_median_golden(probs, expected):
+    from egmf.model.egmf import weighted_median
+
+    assert weighted_median([-0.1, 0.0, 0.2, 0.3], torch.tensor(probs)) == expected
+
+
+def test_median_and_greedy_score_decoding_stay_valid(build, mixed_batch):
+    model = build()
+    batch = mixed_batch(4)
+    preds = model.predict(batch)
+    for p in preds:
+        if p.task != "msa":
+            continue
+        info = model.infos[p.dataset]
+        assert info.score_range[0] <= p.prediction <= info.score_range[1]
+        assert p.prediction in model.score_grid(info)
+    greedy = dataclasses.replace(model.cfg, score_decoding="greedy")
+    model.cfg = greedy
+    for p in model.predict(batch):
+        if p.task == "msa":
+            info = model.infos[p.dataset]
+            assert info.score_range[0] <= p.prediction <= info.score_range[1]
+
+
+def test_score_grid_covers_the_range_in_tenths(build):
+    from egmf.data.schema import DatasetInfo
+
+    model = build()
+    grid = model.score_grid(DatasetInfo("m", "msa", "en", score_range=(-3.0, 3.0), metric_family="mosi"))
+    assert len(grid) == 61 and grid[0] == -3.0 and grid[30] == 0.0 and grid[-1] == 3.0

@@ -46,6 +46,14 @@ class ModelConfig:
         metadata={"help": "default of predict(): 'constrained' (always a valid label/score) or 'free' (generate + parse)"},
     )
     max_new_tokens: int = field(default=12, metadata={"help": "free generation: at most this many new tokens"})
+    score_decoding: Literal["median", "greedy"] = field(
+        default="median",
+        metadata={
+            "help": "constrained sentiment scores: 'median' scores every one-decimal value of the range in one pass "
+            "and answers the median of that distribution (the value minimising the expected absolute error); "
+            "'greedy' writes the number token by token under the constraint"
+        },
+    )
 
     def __post_init__(self):
         if self.text_source not in TEXT_SOURCES:

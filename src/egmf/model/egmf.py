@@ -28,7 +28,7 @@ from egmf.model.config import ModelConfig
 from egmf.model.llm.backends import load_llm
 from egmf.model.llm.decoding import NumberConstraint, greedy_decode, parse_label, parse_score, score_options
 from egmf.model.llm.lora import lora_parameters, wrap_with_lora
-from egmf.model.llm.prompts import IGNORE, EncodedBatch, PromptEncoder
+from egmf.model.llm.prompts import IGNORE, EncodedBatch, PromptEncoder, format_score
 
 DECODINGS = ("constrained", "free")
 
@@ -183,6 +183,11 @@ class EGMF(nn.Module):
             self._answers[key] = self.prompts.answer_ids(label)
         return self._answers[key]
 
+    def score_grid(self, info: DatasetInfo) -> list[float]:
+        """Every score the model can write for ``info``: the range in steps of 0.1."""
+        lo, hi = info.score_range
+        return [round(lo + k / 10, 1) for k in range(int(round((hi - lo) * 10)) + 1)]
+
     def constraint(self, info: DatasetInfo) -> NumberConstraint:
         if info.name not in self._constraints:
             lo, hi = info.score_range
@@ -222,7 +227,16 @@ class EGMF(nn.Module):
             for i, info, p in zip(erc, infos, probs):
                 dist = {lab: float(x) for lab, x in zip(info.labels, p)}
                 answers[i] = Prediction(samples[i].id, info.name, "erc", info.labels[int(p.argmax())], probabilities=dist)
-        if msa:
+        if msa and self.cfg.score_decoding == "median":
+            idx = torch.tensor(msa, device=embeds.device)
+            infos = [self._info(samples[i]) for i in msa]
+            grids = [self.score_grid(info) for info in infos]
+            options = [[self.answer_ids(info, format_score(v)) for v in grid] for info, grid in zip(infos, grids)]
+            probs = score_options(self.llm, embeds[idx], eb.attention_mask[idx], eb.position_ids[idx], options)
+            for i, info, grid, p in zip(msa, infos, grids, probs):
+                value = weighted_median(grid, p)
+                answers[i] = Prediction(samples[i].id, info.name, "msa", value, score=value)
+        elif msa:
             idx = torch.tensor(msa, device=embeds.device)
             infos = [self._info(samples[i]) for i in msa]
             texts = greedy_decode(self.llm, embeds[idx], eb.attention_mask[idx], eb.position_ids[idx], self.tokenizer,
@@ -285,6 +299,12 @@ class EGMF(nn.Module):
                     params[k[4:]].copy_(v)
         if self.fusion is not None:
             self.fusion.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("fusion.")})
+
+
+def weighted_median(values: list[float], probs: torch.Tensor) -> float:
+    """The smallest value whose cumulative probability reaches one half (``values`` ascending)."""
+    cdf = torch.cumsum(probs.double(), 0)
+    return float(values[int(torch.searchsorted(cdf, torch.tensor(0.5, dtype=cdf.dtype)).clamp(max=len(values) - 1))])
 
 
 def build_egmf(cfg: ModelConfig, infos: dict[str, DatasetInfo], feature_dims: dict[str, dict[str, int]]) -> EGMF:
