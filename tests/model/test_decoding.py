@@ -174,3 +174,25 @@ def test_parse_label(text, labels, expected):
 )
 def test_parse_score(text, expected):
     assert parse_score(text, -3.0, 3.0) == expected
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_restricted_option_scores_equal_brute_force_over_the_options_tokens(attention):
+    """``restrict=True``: each position normalised over the tokens the options use, computed in one pass."""
+    model, _ = build_tiny_llm(32, 2, seed=5)
+    model.set_attn_implementation(attention)
+    embeds, mask, pos = prompt_batch([4, 7], seed=2)
+    ids = lambda *words: [TOK(w, add_special_tokens=False)["input_ids"] + [TOK.eos_token_id] for w in words]  # noqa
+    options = [ids("-1.4", "0.0", "2.5", "-0.1"), ids("1.0", "-1.0")]
+    with torch.no_grad():
+        probs = score_options(model, embeds, mask, pos, options, restrict=True)
+        vocab = sorted({t for opts in options for o in opts for t in o})
+        for row, opts in enumerate(options):
+            n = int(mask[row].sum())
+            scores = []
+            for seq in opts:
+                x = torch.cat([embeds[row, -n:], model.get_input_embeddings()(torch.tensor(seq))])[None]
+                logp = model(inputs_embeds=x).logits[0, :, vocab].float().log_softmax(-1)
+                scores.append(sum(logp[n - 1 + t, vocab.index(s)] for t, s in enumerate(seq)))
+            expected = torch.stack(scores).softmax(-1)
+            assert torch.allclose(probs[row], expected, atol=1e-5), (row, probs[row], expected)

@@ -232,7 +232,8 @@ class EGMF(nn.Module):
             infos = [self._info(samples[i]) for i in msa]
             grids = [self.score_grid(info) for info in infos]
             options = [[self.answer_ids(info, format_score(v)) for v in grid] for info, grid in zip(infos, grids)]
-            probs = score_options(self.llm, embeds[idx], eb.attention_mask[idx], eb.position_ids[idx], options)
+            probs = score_options(self.llm, embeds[idx], eb.attention_mask[idx], eb.position_ids[idx], options,
+                                  restrict=True)
             for i, info, grid, p in zip(msa, infos, grids, probs):
                 value = weighted_median(grid, p)
                 answers[i] = Prediction(samples[i].id, info.name, "msa", value, score=value)

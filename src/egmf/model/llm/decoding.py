@@ -19,6 +19,7 @@ import math
 import re
 
 import torch
+import torch.nn.functional as F
 
 from egmf.errors import ConfigError
 from egmf.model.llm.prompts import format_score
@@ -46,8 +47,14 @@ def _prefill(llm, embeds, attention_mask, position_ids):
 
 
 @torch.no_grad()
-def score_options(llm, embeds, attention_mask, position_ids, options: list[list[list[int]]]) -> list[torch.Tensor]:
+def score_options(llm, embeds, attention_mask, position_ids, options: list[list[list[int]]],
+                  restrict: bool = False) -> list[torch.Tensor]:
     """Probabilities over ``options[i]`` (token-id sequences) for each row ``i``, in ONE LLM pass.
+
+    ``restrict=True`` normalises each position over the tokens the options use only (the LM head is applied to
+    those rows alone), instead of over the whole vocabulary: the distribution of a model constrained to write
+    one of the options. It is what makes scoring the 61 one-decimal values of [-3, 3] cheap: the full-vocabulary
+    head over every option position would otherwise dominate the cost (49k columns x hundreds of positions).
 
     Each option's tokens (all but its last) are appended after its row's prompt, and a custom 4-D attention
     mask lets every option see the prompt and its own earlier tokens only, with positions continuing from
@@ -80,15 +87,28 @@ def score_options(llm, embeds, attention_mask, position_ids, options: list[list[
     if getattr(llm.config, "_attn_implementation", "sdpa") == "eager":  # eager wants an additive float mask
         mask = torch.zeros(mask.shape, dtype=embeds.dtype, device=dev).masked_fill(~mask, torch.finfo(embeds.dtype).min)
     x = torch.cat([embeds, llm.get_input_embeddings()(ids).to(embeds.dtype)], dim=1)
-    out = llm(inputs_embeds=x, attention_mask=mask, position_ids=torch.cat([position_ids, pos], dim=1),
-              logits_to_keep=extra + 1, use_cache=False)
-    logp = out.logits.float().log_softmax(-1)  # column 0 = the prompt's last token, then the option tokens
+    positions = torch.cat([position_ids, pos], dim=1)
+    vocab = None
+    if restrict:
+        vocab = sorted({t for opts in options for o in opts for t in o})
+        hidden = llm.get_decoder()(inputs_embeds=x, attention_mask=mask, position_ids=positions, use_cache=False)
+        head = llm.get_output_embeddings()
+        rows = torch.tensor(vocab, device=dev)
+        weight = head.weight[rows]
+        bias = head.bias[rows] if getattr(head, "bias", None) is not None else None
+        logits = F.linear(hidden.last_hidden_state[:, width - 1:].to(weight.dtype), weight, bias)
+        where = {t: k for k, t in enumerate(vocab)}
+    else:
+        logits = llm(inputs_embeds=x, attention_mask=mask, position_ids=positions, logits_to_keep=extra + 1,
+                     use_cache=False).logits
+    logp = logits.float().log_softmax(-1)  # column 0 = the prompt's last token, then the option tokens
     result = []
     for i, opts in enumerate(options):
         scores = []
         for o, (start, n) in zip(opts, spans[i]):
             cols = [0] + [1 + start + t for t in range(n)]
-            scores.append(logp[i, cols, torch.tensor(o, device=dev)].sum())
+            targets = [where[t] for t in o] if vocab is not None else o
+            scores.append(logp[i, cols, torch.tensor(targets, device=dev)].sum())
         result.append(torch.stack(scores).softmax(-1).cpu() if scores else torch.empty(0))
     return result
 
