@@ -109,6 +109,12 @@ class ModalityEncoders(nn.Module):
             }
         )
         self.modality_type = nn.Embedding(len(MODALITIES), d_model)
+        # Content first: a unit-variance type embedding plus unit-amplitude positions would swamp a fresh
+        # projection (std ~0.5) before the LayerNorm, and training would spend its first hundreds of steps
+        # growing the projections. Scale the content by sqrt(d) as MulT/Transformer embeddings do, and start
+        # the type embedding small.
+        nn.init.normal_(self.modality_type.weight, std=0.02)
+        self.content_scale = math.sqrt(d_model)
         self.placeholder = nn.Parameter(torch.randn(len(MODALITIES), d_model) * 0.02)
         self.norm = nn.LayerNorm(d_model)
         self.drop = nn.Dropout(dropout)
@@ -165,7 +171,7 @@ class ModalityEncoders(nn.Module):
                 h = torch.where(slot.unsqueeze(-1), self.placeholder[mi].to(h.dtype).expand_as(h), h)
                 mask = mask | slot
             pos = sinusoidal_positions(h.shape[1], self.d_model, h.device, h.dtype)
-            h = self.norm(h + pos + self.modality_type.weight[mi])
+            h = self.norm(h * self.content_scale + pos + self.modality_type.weight[mi])
             # Zero the padding so convolutions see the same zeros a sample alone would see at its edges.
             tokens[m] = self.drop(h) * mask.unsqueeze(-1)
             token_masks[m] = mask
