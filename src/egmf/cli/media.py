@@ -60,12 +60,9 @@ def extract_settings(cfg, target: str):
 
 def _match_text_source(sample: Sample, cfg) -> None:
     """Give the clip the text features the model was trained with."""
-    if cfg.model.text_source in ("none", "llm"):
-        sample.text_feats = None
-    elif cfg.model.text_source == "sentence":
-        from egmf.training.data import _use_sentence_vectors
+    from egmf.training.data import apply_text_source
 
-        _use_sentence_vectors({"clip": [sample]})
+    apply_text_source([sample], cfg.model.text_source)
 
 
 def _check_dims(sample: Sample, dims: dict[str, int]) -> None:

@@ -135,14 +135,11 @@ def _samples_from_dataset(dataset, path, split, limit, cfg, infos):
     samples = data.splits.get(split) or []
     if not samples:
         raise ConfigError(f"--split {split!r}: empty or unknown in {path}; splits: {sorted(data.splits)}")
-    if cfg.model.text_source in ("none", "llm"):
-        for s in samples:
-            s.text_feats = None
-    elif cfg.model.text_source == "sentence":
-        from egmf.training.data import _use_sentence_vectors
+    samples = samples[:limit] if limit else samples
+    from egmf.training.data import apply_text_source
 
-        _use_sentence_vectors({split: samples})
-    return samples[:limit] if limit else samples
+    apply_text_source(samples, cfg.model.text_source)
+    return samples
 
 
 def _fresh_folder(parent: Path) -> Path:

@@ -54,14 +54,11 @@ def load_training_data(data_cfg, text_source: str = "dataset") -> TrainingData:
             splits[split].extend(samples)
         dims[name] = data.feature_dims()
         logger.info("loaded %s from %s: %s", name, entry.path, {s: len(v) for s, v in data.splits.items()})
+    apply_text_source([s for v in splits.values() for s in v], text_source)
     if text_source == "sentence":
-        _use_sentence_vectors(splits)
         for d in dims.values():
             d["text"] = next((int(s.text_feats.shape[1]) for v in splits.values() for s in v), 0)
     elif text_source in ("none", "llm"):
-        for samples in splits.values():
-            for s in samples:
-                s.text_feats = None
         for d in dims.values():
             d["text"] = 0
     _truncate(splits, data_cfg.max_frames)
@@ -79,13 +76,22 @@ def _truncate(splits: dict[str, list[Sample]], max_frames: dict[str, int]) -> No
                     setattr(s, "text_feats" if m == "text" else m, a[:limit])
 
 
-def _use_sentence_vectors(splits: dict[str, list[Sample]]) -> None:
-    from egmf.features.text import sentence_embeddings
+def apply_text_source(samples: list[Sample], text_source: str) -> None:
+    """Give ``samples`` the text features ``model.text_source`` asks for, in place.
 
-    everything = [s for v in splits.values() for s in v]
-    vectors = sentence_embeddings([s.text for s in everything])
-    for s, v in zip(everything, vectors):
-        s.text_feats = np.asarray(v, dtype=np.float32)[None, :]
+    ``sentence``: one MiniLM sentence vector per utterance; ``none`` and ``llm``: no text features (the LLM
+    reads the words in the prompt, and ``llm`` feeds the fusion the LLM's own embeddings of them);
+    ``dataset``: the dataset's features, untouched. Training, evaluation and prediction all call this.
+    """
+    if text_source in ("none", "llm"):
+        for s in samples:
+            s.text_feats = None
+    elif text_source == "sentence" and samples:
+        from egmf.features.text import sentence_embeddings
+
+        vectors = sentence_embeddings([s.text for s in samples])
+        for s, v in zip(samples, vectors):
+            s.text_feats = np.asarray(v, dtype=np.float32)[None, :]
 
 
 class SampleList(torch.utils.data.Dataset):

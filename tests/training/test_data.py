@@ -1,0 +1,57 @@
+"""The datasets of a run config become one pool of samples per split, with the text features the model wants."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from egmf.data.schema import Sample
+from egmf.errors import ConfigError
+from egmf.training.data import apply_text_source, load_training_data
+
+from .conftest import make_config
+
+
+def _sample(i: int) -> Sample:
+    return Sample(id=f"s{i}", text=f"what a great day number {i}", label="joy", dataset="d", task="erc", lang="en",
+                  text_feats=np.ones((3, 5), np.float32))
+
+
+@pytest.mark.parametrize("source, shape", [("dataset", (3, 5)), ("none", None), ("llm", None), ("sentence", (1, 384))])
+def test_apply_text_source(source, shape):
+    samples = [_sample(0), _sample(1)]
+    apply_text_source(samples, source)
+    for s in samples:
+        assert (None if s.text_feats is None else s.text_feats.shape) == shape
+    if source == "sentence":
+        assert not np.allclose(samples[0].text_feats, samples[1].text_feats)
+
+
+def test_two_datasets_pool_per_split_and_keep_their_dims(tiny_data, tmp_path):
+    cfg = make_config(tiny_data, tmp_path)
+    data = load_training_data(cfg.data)
+    assert set(data.infos) == {"meld", "mosei"}
+    assert {s.dataset for s in data.split("train")} == {"meld", "mosei"}
+    assert data.feature_dims["mosei"] == {"text": 32, "audio": 12, "vision": 10}
+    none = load_training_data(cfg.data, text_source="none")
+    assert all(d["text"] == 0 for d in none.feature_dims.values())
+    assert all(s.text_feats is None for s in none.split("test"))
+
+
+def test_limits_and_truncation_apply(tiny_data, tmp_path):
+    from egmf.config import DataConfig
+
+    cfg = make_config(tiny_data, tmp_path)
+    limited = DataConfig(cfg.data.datasets, max_frames={"audio": 5}, limit={"valid": 3})
+    data = load_training_data(limited)
+    assert len([s for s in data.split("valid") if s.dataset == "meld"]) == 3
+    assert max(s.audio.shape[0] for s in data.split("train") if s.audio is not None) <= 5
+
+
+def test_a_dataset_named_twice_is_refused(tiny_data, tmp_path):
+    from egmf.config import DataConfig
+
+    cfg = make_config(tiny_data, tmp_path)
+    twice = DataConfig([cfg.data.datasets[0], cfg.data.datasets[0]])
+    with pytest.raises(ConfigError, match="appears twice"):
+        load_training_data(twice)
