@@ -10,7 +10,10 @@ from egmf.config import RunConfig, load_config, save_config
 from egmf.errors import ConfigError
 from egmf.typed_config import apply_overrides, help_table, read_yaml, to_dict
 
-CONFIGS = sorted((Path(__file__).parents[2] / "configs").rglob("*.yaml"))
+ROOT = Path(__file__).parents[2] / "configs"
+# Run configs everywhere under configs/ except configs/accelerate/ (launcher configs for `accelerate launch`).
+CONFIGS = sorted(p for p in ROOT.rglob("*.yaml") if "accelerate" not in p.relative_to(ROOT).parts)
+ACCELERATE = sorted((ROOT / "accelerate").glob("*.yaml"))
 BASE = ["data.datasets=[{name: meld, path: somewhere}]"]
 
 
@@ -27,9 +30,15 @@ def test_every_shipped_config_loads_and_round_trips(path, tmp_path):
     assert to_dict(again) == to_dict(cfg)
 
 
+@pytest.mark.parametrize("path", ACCELERATE, ids=lambda p: p.stem)
+def test_shipped_accelerate_configs_parse(path):
+    data = read_yaml(path)
+    assert data["distributed_type"] == "DEEPSPEED" and data["deepspeed_config"]["zero_stage"] == 2
+
+
 def test_overrides_reach_nested_fields_and_list_items():
     cfg = load_config(
-        CONFIGS[0],
+        ROOT / "meld.yaml",
         ["train.epochs=7", "model.fusion.num_pseudo_tokens=16", "model.fusion.use_local=false",
          "data.datasets.0.path=/elsewhere", "model.lora.target_modules=[q_proj, k_proj]"],
     )
