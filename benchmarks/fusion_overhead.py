@@ -18,7 +18,6 @@ Prints a table and appends it, with the command, machine, date and load average,
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import os
 import platform

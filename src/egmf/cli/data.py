@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib
 import inspect as pyinspect
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -101,11 +100,7 @@ def synth(
             raise
         except (ValueError, TypeError) as e:  # a writer refusing an --option value
             raise ConfigError(f"synth --format {format}: bad --option value: {e}") from None
-        os.chmod(tmp, 0o755)
-        safe_format.check_output_folder(out)
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
+        safe_format.publish_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

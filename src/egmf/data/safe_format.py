@@ -116,6 +116,18 @@ def check_output_folder(out: str | Path) -> None:
         )
 
 
+def publish_folder(tmp: Path, out: Path) -> None:
+    """Move the finished temporary folder ``tmp`` to ``out`` in one rename (``out`` absent or empty).
+
+    The output check runs again here because someone may have written to ``out`` while ``tmp`` was filled.
+    """
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a dataset folder is an ordinary folder
+    check_output_folder(out)
+    if out.exists():
+        out.rmdir()
+    os.replace(tmp, out)
+
+
 def write(data: BenchmarkData, out: str | Path, loader: str | None = None) -> Path:
     """Write ``data`` into the new folder ``out`` (which must not exist or be empty); returns ``out``.
 
@@ -167,11 +179,7 @@ def write(data: BenchmarkData, out: str | Path, loader: str | None = None) -> Pa
             }
         text = json.dumps(manifest, ensure_ascii=False, allow_nan=False, indent=1)
         (tmp / MANIFEST).write_text(text, encoding="utf-8")
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a dataset folder is an ordinary folder
-        check_output_folder(out)  # again: someone may have written there meanwhile
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
+        publish_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

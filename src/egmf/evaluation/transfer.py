@@ -33,7 +33,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import math
 from pathlib import Path
 from typing import Callable, Sequence
 
