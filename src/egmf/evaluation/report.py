@@ -44,7 +44,9 @@ def evaluate_splits(
         preds = predict_samples(model, samples, batch_size, decoding, accelerator, progress=main)
         metrics = score(preds, samples, infos)
         if train:
-            base = score(baseline_predictions(train, samples, infos), samples, infos)
+            base_preds = baseline_predictions(train, samples, infos)
+            covered = {p.dataset for p in base_preds}  # a dataset with no train labels has no baseline
+            base = score(base_preds, [s for s in samples if s.dataset in covered], infos)
             for name, m in base.items():
                 metrics.setdefault(name, {})["baseline"] = m
         all_metrics[split] = metrics
