@@ -19,11 +19,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import shlex
 import sys
 import time
 from pathlib import Path
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import machine as describe_machine  # noqa: E402
 
 import numpy as np
 
@@ -103,17 +106,9 @@ def minilm_lr(train_x, train_y, dev_x):
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     # The machine may be shared: the load average tells a reader how far to trust the times.
     load = ", load average %.1f at start" % os.getloadavg()[0] if hasattr(os, "getloadavg") else ""
-    return f"{cpu}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, {platform.system()}{load}"
+    return describe_machine() + load
 
 
 def main(argv: list[str] | None = None) -> int:

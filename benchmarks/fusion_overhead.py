@@ -20,12 +20,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import shlex
 import statistics
 import sys
 import time
 from pathlib import Path
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import machine as describe_machine  # noqa: E402
 
 import numpy as np
 import torch
@@ -81,18 +84,6 @@ def step(model, opt, batch) -> float:
     return time.perf_counter() - start
 
 
-def machine() -> str:
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPUs visible, torch {torch.__version__} with {torch.get_num_threads()} threads"
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=7, help="measured steps per model and precision (>= 5)")
@@ -136,7 +127,7 @@ def main(argv=None) -> int:
         "# Fusion overhead on one training step (SmolLM2-135M, LoRA r=8 q/v)",
         "",
         f"- command: `{shlex.join([Path(sys.executable).name and '.venv/bin/python'] + sys.argv)}`",
-        f"- machine: {machine()}; load average after the run: {load}",
+        f"- machine: {describe_machine()}; load average after the run: {load}",
         f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
         f"- batch {args.batch} MELD-like samples (text {DIMS['meld']['text']}-d x {FRAMES['text']}, audio "
         f"{DIMS['meld']['audio']}-d x {FRAMES['audio']}, vision {DIMS['meld']['vision']}-d x {FRAMES['vision']} "
