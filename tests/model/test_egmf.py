@@ -288,3 +288,31 @@ def test_score_grid_covers_the_range_in_tenths(build):
     model = build()
     grid = model.score_grid(DatasetInfo("m", "msa", "en", score_range=(-3.0, 3.0), metric_family="mosi"))
     assert len(grid) == 61 and grid[0] == -3.0 and grid[30] == 0.0 and grid[-1] == 3.0
+
+
+def test_inference_batches_by_prompt_length_and_keeps_the_input_order(build, make_sample, monkeypatch):
+    """``predict_samples`` sorts by ``prompt_length`` (less padding); each sample's answer is the one it gets
+    alone, returned in the caller's order."""
+    from egmf.data.collate import collate
+    from egmf.evaluation.evaluate import predict_samples
+
+    model = build()
+    samples = [make_sample(i, "meld" if i % 3 else "simsv2") for i in range(9)]
+    lengths = [model.prompt_length(s) for s in samples]
+    assert lengths == [len(model._encode([s], with_target=False).input_ids[0]) for s in samples]
+    seen: list[list[int]] = []
+    original = model.predict
+
+    def spy(batch, decoding="constrained"):
+        seen.append([lengths[samples.index(s)] for s in batch.samples])
+        return original(batch, decoding=decoding)
+
+    monkeypatch.setattr(model, "predict", spy)
+    preds = predict_samples(model, samples, batch_size=3)
+    assert [p.id for p in preds] == [s.id for s in samples]
+    assert sum(seen, []) == sorted(lengths)  # batches are consecutive runs of the sorted lengths
+    alone = [original(collate([s]))[0] for s in samples]
+    for p, a in zip(preds, alone):
+        assert p.prediction == a.prediction
+        if p.probabilities:
+            assert p.probabilities == pytest.approx(a.probabilities, abs=1e-5)

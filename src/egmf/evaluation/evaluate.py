@@ -32,6 +32,11 @@ def predict_samples(
     rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator else (0, 1)
     device = accelerator.device if accelerator else torch.device("cpu")
     mine = list(range(rank, len(samples), world))
+    # Batches of similar prompt length: a left-padded batch costs its longest prompt times its rows, so
+    # sorting cuts the padding the LLM reads (predictions come back in the input order regardless).
+    length = getattr(model, "prompt_length", None)
+    if length is not None:
+        mine.sort(key=lambda i: length(samples[i]))
     was_training = model.training
     model.eval()
     out: list[tuple[int, Prediction]] = []

@@ -183,6 +183,10 @@ class EGMF(nn.Module):
             self._answers[key] = self.prompts.answer_ids(label)
         return self._answers[key]
 
+    def prompt_length(self, sample: Sample) -> int:
+        """Tokens of ``sample``'s prompt (pseudo slots included): the key inference batches are sorted by."""
+        return len(self.prompts.prompt(sample, self._info(sample))[0])
+
     def score_grid(self, info: DatasetInfo) -> list[float]:
         """Every score the model can write for ``info``: the range in steps of 0.1."""
         lo, hi = info.score_range
