@@ -196,3 +196,67 @@ def test_restricted_option_scores_equal_brute_force_over_the_options_tokens(atte
                 scores.append(sum(logp[n - 1 + t, vocab.index(s)] for t, s in enumerate(seq)))
             expected = torch.stack(scores).softmax(-1)
             assert torch.allclose(probs[row], expected, atol=1e-5), (row, probs[row], expected)
+
+
+def shared_prefix_batch(prefix: int, rests: list[int], hidden: int = 32, seed: int = 0):
+    """Left-padded prompts that all start with the same ``prefix`` embeddings, then ``rests[i]`` of their own."""
+    g = torch.Generator().manual_seed(seed)
+    head = torch.randn(prefix, hidden, generator=g)
+    rows = [torch.cat([head, torch.randn(n, hidden, generator=g)]) for n in rests]
+    width = max(len(r) for r in rows)
+    embeds = torch.zeros(len(rows), width, hidden)
+    mask = torch.zeros(len(rows), width, dtype=torch.long)
+    for i, r in enumerate(rows):
+        embeds[i, width - len(r):] = r
+        mask[i, width - len(r):] = 1
+    return embeds, mask, (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def test_shared_prefix_length_counts_identical_leading_tokens_only():
+    embeds, mask, _ = shared_prefix_batch(10, [1, 5, 3])
+    assert decoding.shared_prefix_length(embeds, mask) == 10
+    embeds, mask, _ = shared_prefix_batch(12, [0, 5])  # a row that is all prefix keeps its last token
+    assert decoding.shared_prefix_length(embeds, mask) == 11
+    embeds, mask, _ = shared_prefix_batch(10, [2, 2])
+    embeds[1, -12 + 4] += 1  # rows part at token 4: too short to share
+    assert decoding.shared_prefix_length(embeds, mask) == 0
+    embeds, mask, _ = shared_prefix_batch(10, [2])
+    assert decoding.shared_prefix_length(embeds, mask) == 0  # one row: nothing to share
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("restrict", [False, True])
+def test_option_scores_with_a_shared_prefix_equal_brute_force(attention, restrict):
+    model, _ = build_tiny_llm(32, 2, seed=4)
+    model.set_attn_implementation(attention)
+    embeds, mask, pos = shared_prefix_batch(9, [1, 6, 3], seed=5)
+    ids = lambda *words: [TOK(w, add_special_tokens=False)["input_ids"] + [TOK.eos_token_id] for w in words]  # noqa
+    options = [ids("joy", "anger", "neutral"), ids("高兴", "平静"), ids("-1.4", "0.0", "2.5")]
+    calls = []
+    hook = model.register_forward_pre_hook(lambda m, a, kw: calls.append(kw["inputs_embeds"].shape[:2]),
+                                           with_kwargs=True)
+    with torch.no_grad():
+        shared = score_options(model, embeds, mask, pos, options, restrict=restrict)
+        hook.remove()
+        alone = score_options(model, embeds, mask, pos, options, restrict=restrict, share_prefix=False)
+        for row, opts in enumerate(options):
+            assert torch.allclose(shared[row], alone[row], atol=1e-5), (row, shared[row], alone[row])
+            if not restrict:
+                assert torch.allclose(shared[row], brute_force_probs(model, embeds, mask, pos, row, opts), atol=1e-5)
+    assert calls[0] == (1, 9)  # the prefix, read once for the three rows
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_generation_with_a_shared_prefix_matches_generation_without(attention):
+    model, _ = build_tiny_llm(32, 2, seed=6)
+    model.set_attn_implementation(attention)
+    embeds, mask, pos = shared_prefix_batch(10, [2, 7, 4], seed=7)
+    with torch.no_grad():
+        shared_logits, _, full_mask = decoding._prefill(model, embeds, mask, pos, share_prefix=True)
+        alone_logits, _, _ = decoding._prefill(model, embeds, mask, pos, share_prefix=False)
+        assert full_mask.shape == (3, mask.shape[1]) and int(full_mask.sum()) == int(mask.sum())
+        assert torch.allclose(shared_logits, alone_logits, atol=1e-5)
+        constraints = [None, NumberConstraint(TOK, -3, 3), None]
+        shared = greedy_decode(model, embeds, mask, pos, TOK, 6, constraints)
+        alone = greedy_decode(model, embeds, mask, pos, TOK, 6, constraints, share_prefix=False)
+    assert shared == alone

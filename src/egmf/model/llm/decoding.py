@@ -39,16 +39,65 @@ def _cache_names() -> tuple[str, str]:
 CACHE_ARG, CACHE_OUT = _cache_names()
 
 
-def _prefill(llm, embeds, attention_mask, position_ids):
-    out = llm(
-        inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids, use_cache=True, logits_to_keep=1
-    )
-    return out.logits[:, -1].float(), getattr(out, CACHE_OUT)
+# Below this many shared tokens, a separate pass over them costs about what it saves.
+MIN_SHARED_PREFIX = 8
+
+
+def shared_prefix_length(embeds, attention_mask) -> int:
+    """How many leading prompt tokens every row of the batch shares exactly (0 when not worth sharing).
+
+    Compared on the input embeddings, so pseudo tokens (different in every row) end the shared part and a
+    batch mixing datasets shares only what their templates have in common. At least one token of each row
+    is left to the batched pass, which reads the next-token logits.
+    """
+    b, width = attention_mask.shape
+    lengths = attention_mask.sum(1)
+    n = int(lengths.min()) - 1
+    if b < 2 or n < MIN_SHARED_PREFIX:
+        return 0
+    cols = (width - lengths)[:, None] + torch.arange(n, device=embeds.device)
+    aligned = embeds.gather(1, cols[..., None].expand(-1, -1, embeds.shape[-1]))
+    same = (aligned == aligned[:1]).all(-1).all(0)
+    p = int(same.long().cumprod(0).sum())
+    return p if p >= MIN_SHARED_PREFIX else 0
+
+
+def _read_prefix(llm, embeds, attention_mask, position_ids, p: int):
+    """Read the ``p`` leading tokens every row shares ONCE; returns the KV cache repeated for each row and the
+    rest of the batch: ``(cache, rest_embeds, attention_mask over prefix + rest, rest_position_ids)``.
+
+    Rows are left padded (``[pads | prefix | rest]``); the rest keeps its pads in front (``[pads | rest]``),
+    so the key layout is ``[prefix | pads | rest]``: the pads are masked and positions continue from the
+    prefix, which gives each row exactly the attention it has without sharing (checked in the tests).
+    """
+    b, width = attention_mask.shape
+    start = int(width - attention_mask[0].sum())
+    head = slice(start, start + p)
+    out = llm(inputs_embeds=embeds[:1, head], position_ids=position_ids[:1, head], use_cache=True, logits_to_keep=1)
+    cache = getattr(out, CACHE_OUT)
+    cache.batch_repeat_interleave(b)
+    col = torch.arange(width - p, device=embeds.device)[None]
+    src = torch.where(col < (width - attention_mask.sum(1, keepdim=True)), col, col + p)
+    rest = embeds.gather(1, src[..., None].expand(-1, -1, embeds.shape[-1]))
+    mask = torch.cat([attention_mask.new_ones((b, p)), attention_mask.gather(1, src)], dim=1)
+    return cache, rest, mask, position_ids.gather(1, src)
+
+
+def _prefill(llm, embeds, attention_mask, position_ids, share_prefix: bool = True):
+    """The prompt pass of generation: ``(last-column logits, KV cache, attention mask to extend)``."""
+    p = shared_prefix_length(embeds, attention_mask) if share_prefix else 0
+    cache = {}
+    if p:
+        past, embeds, attention_mask, position_ids = _read_prefix(llm, embeds, attention_mask, position_ids, p)
+        cache = {CACHE_ARG: past}
+    out = llm(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids, use_cache=True,
+              logits_to_keep=1, **cache)
+    return out.logits[:, -1].float(), getattr(out, CACHE_OUT), attention_mask
 
 
 @torch.no_grad()
 def score_options(llm, embeds, attention_mask, position_ids, options: list[list[list[int]]],
-                  restrict: bool = False) -> list[torch.Tensor]:
+                  restrict: bool = False, share_prefix: bool = True) -> list[torch.Tensor]:
     """Probabilities over ``options[i]`` (token-id sequences) for each row ``i``, in ONE LLM pass.
 
     ``restrict=True`` normalises each position over the tokens the options use only (the LM head is applied to
@@ -60,7 +109,16 @@ def score_options(llm, embeds, attention_mask, position_ids, options: list[list[
     mask lets every option see the prompt and its own earlier tokens only, with positions continuing from
     the prompt's end: the prompt is read once and all options are scored beside it, exactly as if each had
     been run after the prompt on its own (checked against that brute force in the tests).
+
+    ``share_prefix``: the leading tokens every row shares (the task instruction) are read once, not per row.
     """
+    prompt_len = attention_mask.sum(1)
+    p = shared_prefix_length(embeds, attention_mask) if share_prefix else 0
+    cache = {}
+    if p:
+        past, embeds, full_mask, position_ids = _read_prefix(llm, embeds, attention_mask, position_ids, p)
+        attention_mask = full_mask[:, p:]
+        cache = {CACHE_ARG: past}
     b, width = attention_mask.shape
     dev = embeds.device
     spans = [[(sum(len(o) - 1 for o in opts[:j]), len(o) - 1) for j, o in enumerate(opts)] for opts in options]
@@ -71,7 +129,6 @@ def score_options(llm, embeds, attention_mask, position_ids, options: list[list[
     allow = torch.zeros((b, total, total), dtype=torch.bool, device=dev)
     real = attention_mask.bool()
     allow[:, :width, :width] = torch.tril(torch.ones(width, width, dtype=torch.bool, device=dev)) & real[:, None, :]
-    prompt_len = attention_mask.sum(1)
     for i, opts in enumerate(options):
         for o, (start, n) in zip(opts, spans[i]):
             if n == 0:
@@ -83,6 +140,8 @@ def score_options(llm, embeds, attention_mask, position_ids, options: list[list[
             allow[i, cols, cols] = torch.tril(torch.ones(n, n, dtype=torch.bool, device=dev))
     idx = torch.arange(total, device=dev)
     allow[:, idx, idx] = True  # padding rows attend to themselves: no all-masked row, no NaN
+    if p:  # every query also sees the shared prefix, read into the cache
+        allow = torch.cat([allow.new_ones((b, total, p)), allow], dim=2)
     mask = allow[:, None]
     if getattr(llm.config, "_attn_implementation", "sdpa") == "eager":  # eager wants an additive float mask
         mask = torch.zeros(mask.shape, dtype=embeds.dtype, device=dev).masked_fill(~mask, torch.finfo(embeds.dtype).min)
@@ -91,7 +150,8 @@ def score_options(llm, embeds, attention_mask, position_ids, options: list[list[
     vocab = None
     if restrict:
         vocab = sorted({t for opts in options for o in opts for t in o})
-        hidden = llm.get_decoder()(inputs_embeds=x, attention_mask=mask, position_ids=positions, use_cache=False)
+        hidden = llm.get_decoder()(inputs_embeds=x, attention_mask=mask, position_ids=positions, use_cache=bool(p),
+                                   **cache)
         head = llm.get_output_embeddings()
         rows = torch.tensor(vocab, device=dev)
         weight = head.weight[rows]
@@ -100,7 +160,7 @@ def score_options(llm, embeds, attention_mask, position_ids, options: list[list[
         where = {t: k for k, t in enumerate(vocab)}
     else:
         logits = llm(inputs_embeds=x, attention_mask=mask, position_ids=positions, logits_to_keep=extra + 1,
-                     use_cache=False).logits
+                     use_cache=bool(p), **cache).logits
     logp = logits.float().log_softmax(-1)  # column 0 = the prompt's last token, then the option tokens
     result = []
     for i, opts in enumerate(options):
@@ -156,7 +216,7 @@ def _number_tokens(tokenizer) -> tuple[tuple[int, str], ...]:
 
 @torch.no_grad()
 def greedy_decode(llm, embeds, attention_mask, position_ids, tokenizer, max_new_tokens: int,
-                  constraints: list[NumberConstraint | None] | None = None) -> list[str]:
+                  constraints: list[NumberConstraint | None] | None = None, share_prefix: bool = True) -> list[str]:
     """Greedy decoding of each row until EOS or ``max_new_tokens``; returns the text of each row.
 
     Rows with a :class:`NumberConstraint` may only write valid numbers (and get at least enough steps to
@@ -166,8 +226,8 @@ def greedy_decode(llm, embeds, attention_mask, position_ids, tokenizer, max_new_
     constraints = constraints or [None] * b
     steps = max([max_new_tokens] + [c.max_len + 1 for c in constraints if c is not None])
     eos = tokenizer.eos_token_id
-    logits, cache = _prefill(llm, embeds, attention_mask, position_ids)
-    mask, pos = attention_mask, position_ids[:, -1:]
+    logits, cache, mask = _prefill(llm, embeds, attention_mask, position_ids, share_prefix)
+    pos = position_ids[:, -1:]
     out_ids: list[list[int]] = [[] for _ in range(b)]
     texts = [""] * b
     done = [False] * b
