@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent
 # (results file stem, the script that writes it, what it measures) in reading order.
 SECTIONS = [
     ("throughput", "benchmarks/throughput.py", "training / evaluation samples/s, constrained vs free decoding, peak memory"),
+    ("decoding", "benchmarks/decoding.py", "constrained classification against free generation, trained checkpoint"),
     ("fusion_overhead", "benchmarks/fusion_overhead.py", "the fusion's cost against the LLM alone"),
     ("scaling", "benchmarks/scaling.py", "time against K and against dataset size"),
     ("quality_meld", "benchmarks/quality.py meld", "MELD dev: EGMF and every baseline"),

@@ -11,7 +11,7 @@ On generated MELD-format data (``egmf data synth``; text + audio + vision featur
    AdamW); samples/s from the median step time after ``--warmup`` steps;
 2. evaluation: the trained model predicts ``--eval-n`` test utterances with constrained decoding (one LLM
    pass scores every label) and with free generation + parsing; samples/s and accuracy of each, and the
-   speed ratio (the target: constrained >= 3x faster at equal accuracy);
+   speed ratio (on a trained checkpoint and real data: ``benchmarks/decoding.py``);
 3. memory: ``ru_maxrss`` of this process after training and evaluation (LLM loaded, optimiser state,
    activations): the target is under 4 GB.
 
@@ -128,15 +128,16 @@ def main() -> None:
         f"| evaluation, constrained decoding | {len(test) / c_s:.2f} samples/s (accuracy {c_acc:.4f}) |",
         f"| evaluation, free generation + parsing | {len(test) / f_s:.2f} samples/s (accuracy {f_acc:.4f}, "
         f"{f_unparsed} unparsed) |",
-        f"| constrained speed-up over free generation | {speedup:.1f}x (target >= 3x at equal accuracy: "
-        f"{'met' if speedup >= 3 and c_acc >= f_acc else 'NOT met'}) |",
+        f"| constrained speed-up over free generation | {speedup:.2f}x |",
         f"| peak resident memory after training | {rss_train:.0f} MiB ({rss_train / 1024:.2f} GiB) |",
         f"| peak resident memory after evaluation | {rss_all:.0f} MiB (target < 4 GB: "
         f"{'met' if rss_all * 2**20 < 4e9 else 'NOT met'}) |",
         f"| model load (LLM from cache + fusion) and data | {load_s:.1f} s |",
         "",
         "Accuracy is on generated data after only the timed training steps; it is there to show that the two "
-        "decodings answer alike, not as a quality figure (see the quality sections for real data).",
+        "decodings answer alike, not as a quality figure (see the quality sections for real data). How much "
+        "faster constrained decoding is depends on how many tokens free generation writes, so the verdict on the "
+        "3x target is taken on a trained checkpoint and real data (`benchmarks/decoding.py`).",
     )
     section.write([
         f"model: EGMF, LLM {backend}{' (bf16 autocast)' if not args.smoke else ''}, LoRA r=8, K=4, fusion d_model "

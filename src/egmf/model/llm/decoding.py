@@ -11,6 +11,8 @@
   and flags ``parsed=False``).
 
 Every prompt is left padded (``egmf.model.llm.prompts``), so each row's next token is read in the last column.
+Both decodings read the leading tokens every row of a batch shares (the system and task instruction, about
+a third of a MELD prompt) once, into a KV cache repeated over the rows (:func:`shared_prefix_length`).
 """
 
 from __future__ import annotations
