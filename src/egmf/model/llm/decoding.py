@@ -85,13 +85,20 @@ def _read_prefix(llm, embeds, attention_mask, position_ids, p: int):
     return cache, rest, mask, position_ids.gather(1, src)
 
 
+def _after_shared_prefix(llm, embeds, attention_mask, position_ids, share_prefix: bool):
+    """``(p, cache kwargs, embeds, attention mask over prefix + rest, position_ids)`` of the batch left to read
+    once its shared prefix (``p`` tokens) is in the cache; the batch unchanged, ``p = 0``, when none is shared."""
+    p = shared_prefix_length(embeds, attention_mask) if share_prefix else 0
+    if not p:
+        return 0, {}, embeds, attention_mask, position_ids
+    past, embeds, attention_mask, position_ids = _read_prefix(llm, embeds, attention_mask, position_ids, p)
+    return p, {CACHE_ARG: past}, embeds, attention_mask, position_ids
+
+
 def _prefill(llm, embeds, attention_mask, position_ids, share_prefix: bool = True):
     """The prompt pass of generation: ``(last-column logits, KV cache, attention mask to extend)``."""
-    p = shared_prefix_length(embeds, attention_mask) if share_prefix else 0
-    cache = {}
-    if p:
-        past, embeds, attention_mask, position_ids = _read_prefix(llm, embeds, attention_mask, position_ids, p)
-        cache = {CACHE_ARG: past}
+    _, cache, embeds, attention_mask, position_ids = _after_shared_prefix(
+        llm, embeds, attention_mask, position_ids, share_prefix)
     out = llm(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids, use_cache=True,
               logits_to_keep=1, **cache)
     return out.logits[:, -1].float(), getattr(out, CACHE_OUT), attention_mask
@@ -115,12 +122,9 @@ def score_options(llm, embeds, attention_mask, position_ids, options: list[list[
     ``share_prefix``: the leading tokens every row shares (the task instruction) are read once, not per row.
     """
     prompt_len = attention_mask.sum(1)
-    p = shared_prefix_length(embeds, attention_mask) if share_prefix else 0
-    cache = {}
-    if p:
-        past, embeds, full_mask, position_ids = _read_prefix(llm, embeds, attention_mask, position_ids, p)
-        attention_mask = full_mask[:, p:]
-        cache = {CACHE_ARG: past}
+    p, cache, embeds, attention_mask, position_ids = _after_shared_prefix(
+        llm, embeds, attention_mask, position_ids, share_prefix)
+    attention_mask = attention_mask[:, p:]  # the prefix columns are added back to the 4-D mask below
     b, width = attention_mask.shape
     dev = embeds.device
     spans = [[(sum(len(o) - 1 for o in opts[:j]), len(o) - 1) for j, o in enumerate(opts)] for opts in options]
