@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/ablation.py --smoke
 
 The variants are ``egmf ablate``'s (``egmf.evaluation.ablation.VARIANTS``: each expert removed, the expert-level
-gate replaced by its mean, K), applied to the EGMF config of ``quality.py meld``, whose run is the "full" row
+gate replaced by its mean, K, LoRA rank), applied to the EGMF config of ``quality.py meld``, whose run is the "full" row
 (reused from ``--work`` when that script ran first). MELD here has text only (no audio/video features in
 ``../shared``), so the modality-level gate has one modality to weigh and its ablation is left out. Run
 folders go under ``--work``; two processes with disjoint ``--only`` lists can share the cores, and a last run
@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import REPO, SHARED, Section, erc_rows, train_models  # noqa: E402
 from quality import base_config, write_meld  # noqa: E402
 
-DEFAULT_VARIANTS = "no_local,no_semantic,no_global,no_expert_gate,k1,k16"
+DEFAULT_VARIANTS = "no_local,no_semantic,no_global,no_expert_gate,k1,k16,lora_r4,lora_r16"
 
 
 def main() -> None:
