@@ -22,7 +22,7 @@ SECTIONS = [
     ("fusion_overhead", "benchmarks/fusion_overhead.py", "the fusion's cost against the LLM alone"),
     ("scaling", "benchmarks/scaling.py", "time against K and against dataset size"),
     ("quality_meld", "benchmarks/quality.py meld", "MELD dev: EGMF and every baseline"),
-    ("ablation_meld", "benchmarks/ablation.py", "MELD dev: EGMF's ablations (experts, expert gate, K)"),
+    ("ablation_meld", "benchmarks/ablation.py", "MELD dev: EGMF's ablations (experts, expert gate, K, LoRA rank)"),
     ("classical_anchors", "benchmarks/classical_anchors.py", "MELD dev: classical text anchors"),
     ("quality_ravdess", "benchmarks/quality.py ravdess", "RAVDESS actors 07-08: EGMF and every baseline"),
     ("ravdess_anchors", "benchmarks/ravdess_anchors.py", "RAVDESS actors 07-08: classical speech anchors"),
