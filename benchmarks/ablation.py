@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import REPO, SHARED, Section, erc_rows, train_models  # noqa: E402
-from quality import base_config, write_meld  # noqa: E402
+from quality import MELD_SETUP, base_config, write_meld  # noqa: E402
 
 DEFAULT_VARIANTS = "no_local,no_semantic,no_global,no_expert_gate,k1,k16,lora_r4,lora_r16"
 
@@ -58,8 +58,7 @@ def main() -> None:
                 "One seed per variant: the seed-to-seed spread at this budget was not measured, so differences of "
                 "a few hundredths are not evidence either way.")
     section.write([
-        "data: MELD train minus 30 held-out train dialogues (checkpoint selection), scored once on MELD dev; "
-        "text + up to 3 context turns; no audio/video features (the modality gate is not ablated)",
+        f"data: {MELD_SETUP} (the modality gate is not ablated)",
         f"budget: {steps} optimiser steps at batch 8 per variant, checkpoint chosen on valid every "
         f"{max(1, steps // 3)} steps; seeds {args.seeds}; LLM {backend}"
         f"{' (bf16 autocast)' if backend != 'tiny' else ''}, LoRA r=8, K=4 unless the variant says otherwise",

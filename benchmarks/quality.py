@@ -42,6 +42,10 @@ DESCRIPTIONS = {
 }
 
 
+MELD_SETUP = ("MELD train minus 30 held-out train dialogues (checkpoint selection), scored once on MELD dev; "
+              "text + up to 3 context turns; no audio/video features")
+
+
 def write_meld(src: Path, out: Path, held_out_dialogues: int, seed: int = 0) -> Path:
     """MELD train/dev as a custom-format folder: train minus held-out dialogues, valid = those, test = dev."""
     from egmf.data.registry import load_dataset
@@ -127,8 +131,7 @@ def main() -> None:
     if args.dataset == "meld":
         path = write_meld(args.meld, args.work / "data" / "meld", held_out_dialogues=30)
         text_source = "llm"
-        note = ("MELD train minus 30 held-out train dialogues (checkpoint selection), scored once on MELD dev; "
-                "text + up to 3 context turns; no audio/video features")
+        note = MELD_SETUP
     else:
         path = write_ravdess(args.ravdess, args.work / "data" / "ravdess")
         text_source = "dataset"
