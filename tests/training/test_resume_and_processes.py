@@ -49,6 +49,14 @@ def _meld_only(config: Path) -> Path:
     return config
 
 
+def _saved_state(state_file: Path) -> dict:
+    """The state a resume will read: ``last``'s, or the one a kill between a save's two renames left aside."""
+    if state_file.is_file():
+        return json.loads(state_file.read_text())
+    (aside,) = state_file.parent.parent.glob(".last.old-*")
+    return json.loads((aside / state_file.name).read_text())
+
+
 def _weights(seed_dir: Path, which: str) -> dict[str, torch.Tensor]:
     return ckpt.load_weights(seed_dir / "checkpoints" / which)
 
@@ -68,9 +76,11 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_result(tiny_data, tmp_path):
             except (json.JSONDecodeError, OSError):
                 state = {}
             if state.get("micro_in_epoch", 0) > 0 and state.get("epoch", 0) >= 1:
+                # Freeze first, then read what is on disk: a save may land between the read above and the kill.
+                proc.send_signal(signal.SIGSTOP)
+                killed_at = _saved_state(state_file)
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
-                killed_at = state
                 break
         time.sleep(0.02)
     if killed_at is None:

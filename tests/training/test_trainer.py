@@ -9,11 +9,12 @@ import os
 import pytest
 import torch
 
+from egmf.config import config_from_dict
 from egmf.errors import DataFormatError, RunFolderExistsError
 from egmf.training import checkpoint as ckpt
 from egmf.training.run import run
 
-from .conftest import make_config
+from .conftest import make_config, run_config_dict
 
 
 def test_a_run_writes_every_artefact_and_learns(tiny_data, tmp_path):
@@ -92,6 +93,61 @@ def test_an_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch
     assert sorted(os.listdir(tmp_path)) == ["best"], "no temporary folder is left behind"
     meta, loaded, dims = ckpt.read_meta(target)
     assert loaded == infos and dims == {"d": {"audio": 2}}
+
+
+def _kill_between_the_renames(monkeypatch):
+    """Make the next save die after moving the previous checkpoint aside, before renaming the new one in."""
+    real, calls = os.replace, []
+
+    def replace(src, dst):
+        calls.append(src)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed between the renames")
+        return real(src, dst)
+
+    monkeypatch.setattr(ckpt.os, "replace", replace)
+
+
+def test_a_save_killed_between_its_renames_is_recovered(tmp_path, monkeypatch):
+    from egmf.data.schema import DatasetInfo
+
+    infos = {"d": DatasetInfo("d", "msa", "en", score_range=(-1.0, 1.0), metric_family="sims")}
+    target = tmp_path / "last"
+    ckpt.save_checkpoint(target, {"w": torch.ones(3)}, {"name": "x"}, infos, {"d": {"audio": 2}})
+    with monkeypatch.context() as m:
+        _kill_between_the_renames(m)
+        with pytest.raises(KeyboardInterrupt):
+            ckpt.save_checkpoint(target, {"w": torch.zeros(3)}, {"name": "x"}, infos, {"d": {"audio": 2}})
+    assert not target.exists() and [p.name for p in tmp_path.iterdir()][0].startswith(".last.old-")
+
+    assert "restored" in ckpt.recover_interrupted_save(target)
+    assert torch.equal(ckpt.load_weights(target)["w"], torch.ones(3)), "the previous, complete checkpoint is back"
+    assert sorted(os.listdir(tmp_path)) == ["last"]
+    assert ckpt.recover_interrupted_save(target) is None, "nothing to do the second time"
+    assert ckpt.recover_interrupted_save(tmp_path / "missing" / "last") is None
+
+
+def test_resume_after_a_kill_between_the_renames_continues_from_the_previous_save(tiny_data, tmp_path, capsys):
+    def config(name):
+        return config_from_dict({**run_config_dict(tiny_data, tmp_path, epochs=2, patience=0), "name": name})
+
+    straight = run(config("straight"))
+    cfg = config("killed")
+    run(cfg)
+    seed_dir = tmp_path / "killed" / "seed_1111"
+    # Replay the end of the run as if the kill came mid-save: the result is gone, `last` sits aside.
+    (seed_dir / "metrics.json").unlink()
+    last = seed_dir / "checkpoints" / "last"
+    os.replace(last, last.with_name(".last.old-4242"))
+    resumed = run(cfg, resume=True)
+    out = capsys.readouterr().out
+    assert "restored" in out and "resumed from" in out and "training from step 0" not in out
+    assert resumed["seeds"][1111]["test"] == straight["seeds"][1111]["test"]
+
+
+def test_resume_without_a_checkpoint_says_it_starts_over(tiny_data, tmp_path, capsys):
+    run(make_config(tiny_data, tmp_path, epochs=1), resume=True)
+    assert "no resumable checkpoint" in capsys.readouterr().out
 
 
 def test_a_folder_that_is_not_a_checkpoint_is_named_in_the_error(tmp_path):

@@ -78,6 +78,26 @@ def save_checkpoint(
     return path
 
 
+def recover_interrupted_save(path: Path) -> str | None:
+    """Put back the checkpoint a kill caught between :func:`save_checkpoint`'s two renames.
+
+    A save moves the previous folder aside (``.NAME.old-PID``) and then renames the new one into place; a kill
+    between the two leaves ``path`` missing while the previous checkpoint, complete, sits aside. Unfinished
+    ``.NAME.tmp-*`` folders of a killed save are removed. Returns what was done, for the log, or ``None``.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return None
+    done = None
+    aside = sorted(path.parent.glob(f".{path.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if not path.exists() and aside:
+        os.replace(aside.pop(), path)
+        done = f"restored {path} from a save interrupted between its renames"
+    for stale in [*aside, *path.parent.glob(f".{path.name}.tmp-*")]:
+        shutil.rmtree(stale, ignore_errors=True)
+    return done
+
+
 def _fsync_dir(folder: Path) -> None:
     for p in folder.iterdir():
         with open(p, "rb") as f:

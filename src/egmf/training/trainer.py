@@ -134,6 +134,13 @@ def fit(cfg: RunConfig, data: TrainingData, seed_dir: Path, resume: bool = False
 
     state = TrainerState()
     last_dir, best_dir = seed_dir / "checkpoints" / "last", seed_dir / "checkpoints" / "best"
+    if resume and accelerator.is_main_process:
+        for folder in (last_dir, best_dir):
+            if note := ckpt.recover_interrupted_save(folder):
+                accelerator.print(note)
+    accelerator.wait_for_everyone()
+    if resume and not (last_dir / ckpt.STATE).is_file():
+        accelerator.print(f"--resume: no resumable checkpoint at {last_dir}; training from step 0")
     if resume and (last_dir / ckpt.STATE).is_file():
         raw.load_trainable_state_dict(ckpt.load_weights(last_dir))
         optimizer.load_state_dict(ckpt.load_optimizer_state(last_dir))
