@@ -2,6 +2,7 @@
 
     nohup .venv/bin/python benchmarks/ablation.py --steps 100 > /tmp/ablation.log 2>&1 &
     .venv/bin/python benchmarks/ablation.py --only no_local,k1 --steps 100    (a subset; finished runs are reused)
+    .venv/bin/python benchmarks/ablation.py --seeds 1111,2222             (adds seed 2222; seed 1111 is reused)
     .venv/bin/python benchmarks/ablation.py --smoke
 
 The variants are ``egmf ablate``'s (``egmf.evaluation.ablation.VARIANTS``: each expert removed, the expert-level
@@ -33,7 +34,9 @@ def main() -> None:
     ap.add_argument("--only", default=DEFAULT_VARIANTS, help=f"variants (default {DEFAULT_VARIANTS})")
     ap.add_argument("--work", type=Path, default=Path("/tmp/egmf_bench"), help="data + run folders (outside the repo)")
     ap.add_argument("--meld", type=Path, default=SHARED / "meld")
-    ap.add_argument("--seeds", default="1111")
+    ap.add_argument("--seeds", default="1111", help="comma-separated; finished seeds are reused, new ones trained")
+    ap.add_argument("--without-full", action="store_true",
+                    help="leave out the full row: for a second process while another trains it (same run folder)")
     ap.add_argument("--smoke", action="store_true", help="tiny LLM, 16 train samples, 2 steps: checks the script")
     args = ap.parse_args()
     if REPO in args.work.resolve().parents or args.work.resolve() == REPO:
@@ -47,16 +50,21 @@ def main() -> None:
     path = write_meld(args.meld, args.work / "data" / "meld", held_out_dialogues=30)
     base = base_config(path, steps, backend, "llm", args.smoke)
     # "egmf" is quality.py's run of the same config: the full model, trained once for both scripts.
-    models = {"egmf": ["model.name=egmf"], **{v: ["model.name=egmf", *VARIANTS[v]] for v in wanted if v != "full"}}
+    full = {} if args.without_full else {"egmf": ["model.name=egmf"]}
+    models = {**full, **{v: ["model.name=egmf", *VARIANTS[v]] for v in wanted if v != "full"}}
     seeds = [int(s) for s in args.seeds.split(",")]
     section = Section(f"ablation_{tag}", "Ablations of EGMF on real data: MELD")
     results = train_models(base, models, args.work / "runs" / tag, seeds)
     descriptions = {"egmf": "full EGMF (the quality run)", **{v: " ".join(VARIANTS[v]) for v in wanted}}
     dataset = next(iter(next(iter(results.values()))["summary"]))
     section.add(*erc_rows(results, dataset, descriptions))
-    section.add("", f"Run folders (configs, checkpoints, predictions): `{args.work / 'runs' / tag}`.",
-                "One seed per variant: the seed-to-seed spread at this budget was not measured, so differences of "
-                "a few hundredths are not evidence either way.")
+    spread = (
+        "One seed per variant: the seed-to-seed spread at this budget was not measured, so differences of "
+        "a few hundredths are not evidence either way." if len(seeds) == 1 else
+        f"Mean ± population standard deviation over {len(seeds)} seeds (training order, fusion and LoRA initialisation); a "
+        "difference smaller than the spread is not evidence either way."
+    )
+    section.add("", f"Run folders (configs, checkpoints, predictions): `{args.work / 'runs' / tag}`.", spread)
     section.write([
         f"data: {MELD_SETUP} (the modality gate is not ablated)",
         f"budget: {steps} optimiser steps at batch 8 per variant, checkpoint chosen on valid every "
