@@ -139,8 +139,6 @@ def fit(cfg: RunConfig, data: TrainingData, seed_dir: Path, resume: bool = False
             if note := ckpt.recover_interrupted_save(folder):
                 accelerator.print(note)
     accelerator.wait_for_everyone()
-    if resume and not (last_dir / ckpt.STATE).is_file():
-        accelerator.print(f"--resume: no resumable checkpoint at {last_dir}; training from step 0")
     if resume and (last_dir / ckpt.STATE).is_file():
         raw.load_trainable_state_dict(ckpt.load_weights(last_dir))
         optimizer.load_state_dict(ckpt.load_optimizer_state(last_dir))
@@ -149,6 +147,8 @@ def fit(cfg: RunConfig, data: TrainingData, seed_dir: Path, resume: bool = False
         ckpt.set_rng_state(saved.pop("rng"))
         state = TrainerState(**saved)
         accelerator.print(f"resumed from {last_dir} at step {state.step} (epoch {state.epoch})")
+    elif resume:
+        accelerator.print(f"--resume: no resumable checkpoint at {last_dir}; training from step 0")
 
     def save(path: Path, resumable: bool) -> None:
         if not accelerator.is_main_process:
