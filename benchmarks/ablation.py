@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import REPO, SHARED, Section, erc_rows, train_models  # noqa: E402
+from bench_common import REPO, SHARED, Section, erc_rows, reuse_note, train_models  # noqa: E402
 from quality import MELD_SETUP, base_config, write_meld  # noqa: E402
 
 DEFAULT_VARIANTS = "no_local,no_semantic,no_global,no_expert_gate,k1,k16,lora_r4,lora_r16"
@@ -71,6 +71,7 @@ def main() -> None:
         f"{max(1, steps // 3)} steps; seeds {args.seeds}; LLM {backend}"
         f"{' (bf16 autocast)' if backend != 'tiny' else ''}, LoRA r=8, K=4 unless the variant says otherwise",
         "metrics: scikit-learn weighted F1 / macro F1 / accuracy (fractions) on MELD dev",
+        reuse_note(results),
     ])
 
 

@@ -106,7 +106,7 @@ def train_models(base: dict, models: dict[str, list[str]], out: Path, seeds: lis
         results[name] = {
             "summary": _summary(per_seed),
             "train_seconds": sum(t.get("train_seconds", 0.0) for t in training) / len(training),
-            "steps": max(t.get("steps", 0) for t in training),
+            "steps": max(t.get("steps", 0) for t in training), "seeds": len(per_seed),
             "wall": time.perf_counter() - started, "reused": reused, "run_dir": str(cfg.run_dir),
             # the train split's majority label scored on test, as evaluate_splits adds it
             "baseline": {d: m.get("baseline", {}) for d, m in next(iter(per_seed))["test"].items()},
@@ -131,17 +131,34 @@ def _copy(d):
     return copy.deepcopy(d)
 
 
-def erc_rows(results: dict[str, dict], dataset: str, descriptions: dict[str, str]) -> list[str]:
-    """Markdown rows ``| model | what | w-F1 | macro-F1 | Acc | steps | train s |`` (fractions, 4 decimals)."""
-    rows = ["| model | what it is | weighted F1 | macro F1 | accuracy | steps | train s |",
-            "|---|---|---:|---:|---:|---:|---:|"]
+def erc_rows(results: dict[str, dict], dataset: str, descriptions: dict[str, str], majority: bool = False) -> list[str]:
+    """Markdown rows ``| model | what | w-F1 | macro-F1 | Acc | steps | seeds | train s |`` (fractions, 4 decimals).
+
+    Over several seeds a cell is ``mean ± std``; ``majority`` adds the train split's majority label as a last row.
+    """
+    rows = ["| model | what it is | weighted F1 | macro F1 | accuracy | steps | seeds | train s |",
+            "|---|---|---:|---:|---:|---:|---:|---:|"]
     for name, r in results.items():
         m = r["summary"][dataset]
 
         def cell(key):
             stat = m[key]
-            return f"{stat['mean']:.4f}" + (f" ± {stat['std']:.4f}" if stat["std"] else "")
+            return f"{stat['mean']:.4f}" + (f" ± {stat['std']:.4f}" if r["seeds"] > 1 else "")
 
         rows.append(f"| {name} | {descriptions.get(name, '')} | {cell('weighted_f1')} | {cell('macro_f1')} | "
-                    f"{cell('accuracy')} | {r['steps']} | {r['train_seconds']:.0f} |")
+                    f"{cell('accuracy')} | {r['steps']} | {r['seeds']} | {r['train_seconds']:.0f} |")
+    base = next(iter(results.values()))["baseline"].get(dataset, {}) if majority else {}
+    if base:
+        rows.append(f"| majority label of train | trivial baseline | {base['weighted_f1']:.4f} | "
+                    f"{base['macro_f1']:.4f} | {base['accuracy']:.4f} | - | - | - |")
     return rows
+
+
+def reuse_note(results: dict[str, dict]) -> str:
+    """Say which rows were read back from finished run folders, so the wall time is not read as theirs."""
+    reused = [name for name, r in results.items() if r["reused"]]
+    if not reused:
+        return "every row trained (at least one of its seeds) by this call"
+    return (f"{len(reused)} of {len(results)} rows read back from finished run folders of earlier calls "
+            f"({', '.join(reused)}): the wall time is this call's; `train s` is each run's own training time "
+            "(mean over seeds)")

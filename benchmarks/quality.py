@@ -31,7 +31,7 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import REPO, SHARED, Section, erc_rows, train_models  # noqa: E402
+from bench_common import REPO, SHARED, Section, erc_rows, reuse_note, train_models  # noqa: E402
 
 DESCRIPTIONS = {
     "egmf": "EGMF: experts + hierarchical gates -> pseudo tokens -> SmolLM2 + LoRA",
@@ -146,11 +146,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     results = train_models(base, overrides, args.work / "runs" / tag, seeds)
     dataset = next(iter(next(iter(results.values()))["summary"]))
-    section.add(*erc_rows(results, dataset, DESCRIPTIONS))
-    base_m = next(iter(results.values()))["baseline"].get(dataset, {})
-    if base_m:
-        section.add(f"| majority label of train | trivial baseline | {base_m['weighted_f1']:.4f} | "
-                    f"{base_m['macro_f1']:.4f} | {base_m['accuracy']:.4f} | - | - |")
+    section.add(*erc_rows(results, dataset, DESCRIPTIONS, majority=True))
     section.add("", f"Run folders (configs, checkpoints, predictions): `{args.work / 'runs' / tag}`.")
     section.write([
         f"data: {note}",
@@ -158,6 +154,7 @@ def main() -> None:
         f"every {max(1, steps // 3)} steps; seeds {args.seeds}; LLM {backend}"
         f"{' (bf16 autocast)' if backend != 'tiny' else ''}, LoRA r=8, K=4",
         "metrics: scikit-learn weighted F1 / macro F1 / accuracy (fractions) on the test split named above",
+        reuse_note(results),
     ])
 
 
