@@ -65,6 +65,8 @@ def main() -> None:
         "difference smaller than the spread is not evidence either way."
     )
     section.add("", f"Run folders (configs, checkpoints, predictions): `{args.work / 'runs' / tag}`.", spread)
+    if len(seeds) > 1 and "egmf" in results:
+        section.add("", *paired_by_seed(results, dataset, "weighted_f1"))
     section.write([
         f"data: {MELD_SETUP} (the modality gate is not ablated)",
         f"budget: {steps} optimiser steps at batch 8 per variant, checkpoint chosen on valid every "
@@ -73,6 +75,20 @@ def main() -> None:
         "metrics: scikit-learn weighted F1 / macro F1 / accuracy (fractions) on MELD dev",
         reuse_note(results),
     ])
+
+
+def paired_by_seed(results: dict[str, dict], dataset: str, metric: str) -> list[str]:
+    """Each variant against the full model seed by seed (same seed: same data order and initialisation)."""
+    full = {seed: m[dataset][metric] for seed, m in results["egmf"]["test_by_seed"].items()}
+    lines = [f"Seed by seed against the full model ({metric.replace('_', ' ')}, variant minus full):", ""]
+    for name, r in results.items():
+        if name == "egmf":
+            continue
+        diffs = [r["test_by_seed"][seed][dataset][metric] - full[seed] for seed in full if seed in r["test_by_seed"]]
+        verdict = ("below on every seed" if all(d < 0 for d in diffs) else
+                   "above on every seed" if all(d > 0 for d in diffs) else "changes sign between seeds")
+        lines.append(f"- {name}: {', '.join(f'{d:+.4f}' for d in diffs)} ({verdict})")
+    return lines
 
 
 if __name__ == "__main__":

@@ -107,6 +107,7 @@ def train_models(base: dict, models: dict[str, list[str]], out: Path, seeds: lis
             "summary": _summary(per_seed),
             "train_seconds": sum(t.get("train_seconds", 0.0) for t in training) / len(training),
             "steps": max(t.get("steps", 0) for t in training), "seeds": len(per_seed),
+            "test_by_seed": {seed: m["test"] for seed, m in result["seeds"].items()},
             "wall": time.perf_counter() - started, "reused": reused, "run_dir": str(cfg.run_dir),
             # the train split's majority label scored on test, as evaluate_splits adds it
             "baseline": {d: m.get("baseline", {}) for d, m in next(iter(per_seed))["test"].items()},
