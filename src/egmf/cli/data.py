@@ -15,14 +15,13 @@ from __future__ import annotations
 import importlib
 import inspect as pyinspect
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
 import yaml
 
+from egmf.atomic import atomic_folder
 from egmf.cli.common import console, fail_cleanly
 from egmf.errors import ConfigError, EGMFError
 
@@ -89,21 +88,15 @@ def synth(
         n_train = size_to_count(size)
     except ValueError as e:
         raise ConfigError(f"--size: {e}") from None
-    safe_format.check_output_folder(out)
+    safe_format.check_output_folder(out)  # fail before generating anything
     # Written into a temporary sibling and renamed when complete: never a half-written dataset.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    try:
+    with atomic_folder(out, exists="error", check=safe_format.check_output_folder) as tmp:
         try:
             written = write_synthetic(format, tmp, size=n_train, seed=seed, **options)
         except EGMFError:
             raise
         except (ValueError, TypeError) as e:  # a writer refusing an --option value
             raise ConfigError(f"synth --format {format}: bad --option value: {e}") from None
-        safe_format.publish_folder(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     path = out / Path(written).relative_to(tmp)
     name = _dataset_name(format, options)
     # soft_wrap: a path the user copies must not be broken over lines

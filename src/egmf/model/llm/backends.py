@@ -14,12 +14,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
+from egmf.atomic import atomic_folder
 from egmf.errors import ConfigError, EGMFError
 from egmf.model.llm.config import LLMConfig
 
@@ -150,9 +149,10 @@ def write_smollm2_cache(folder: Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = smollm2_gguf_path()
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()  # an empty folder is no cache: "keep" must not keep it
+    # exists="keep": a concurrent process that completed the same cache first keeps its (identical) copy.
+    with atomic_folder(folder, exists="keep") as tmp:
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         # The dequantised weights are plain fp32; drop the GGUF quantisation markers so save_pretrained
@@ -167,14 +167,8 @@ def write_smollm2_cache(folder: Path) -> Path:
         (tmp / "egmf-cache.json").write_text(
             json.dumps({"source": str(gguf), "size": stat.st_size, "mtime": stat.st_mtime}, indent=1)
         )
-        try:
-            os.rename(tmp, folder)  # atomic on one filesystem
-        except OSError:
-            if not _cache_complete(folder):  # not a concurrent writer that won the race: a real failure
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    if not _cache_complete(folder):  # "keep" kept a folder that is not ours and not a complete cache
+        raise EGMFError(f"{folder}: exists but is not a complete SmolLM2 cache (no egmf-cache.json); remove it")
     return folder
 
 
