@@ -7,13 +7,16 @@ resolved config is saved beside the results (``config.yaml``), so a run folder r
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from egmf.errors import ConfigError
 from egmf.model.config import ModelConfig
-from egmf.typed_config import apply_overrides, from_dict, read_yaml, to_dict, write_yaml
+from egmf.typed_config import apply_overrides, check_choices, from_dict, read_yaml, to_dict, write_yaml
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -73,6 +76,7 @@ class TrainConfig:
     log_every: int = field(default=10, metadata={"help": "log loss and learning rate every N steps"})
 
     def __post_init__(self):
+        check_choices(self, "train")
         for name in ("epochs", "batch_size", "grad_accum", "save_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name}: expected an integer >= 1, got {getattr(self, name)}")
@@ -95,6 +99,7 @@ class EvalConfig:
     plots: bool = field(default=True, metadata={"help": "write PNG plots (confusion matrix, scores, gate weights)"})
 
     def __post_init__(self):
+        check_choices(self, "eval")
         if self.batch_size < 1:
             raise ConfigError(f"eval.batch_size: expected an integer >= 1, got {self.batch_size}")
 
@@ -131,5 +136,21 @@ def save_config(cfg: RunConfig, path: str | Path) -> None:
     write_yaml(to_dict(cfg), path)
 
 
+# Keys older versions wrote into a checkpoint's config.yaml that no longer exist: (section, key) -> why.
+RETIRED_KEYS = {
+    ("model", "decoding"): "it was never read (every caller passes eval.decoding, which stays)",
+}
+
+
 def config_from_dict(data: dict) -> RunConfig:
+    """A saved config (a checkpoint's or run folder's ``config.yaml``) -> RunConfig.
+
+    Keys that older versions wrote and this one retired (:data:`RETIRED_KEYS`) are dropped with a log note,
+    so an old checkpoint still loads; any other unknown key is refused as usual.
+    """
+    for (section, key), why in RETIRED_KEYS.items():
+        part = data.get(section) if isinstance(data, dict) else None
+        if isinstance(part, dict) and key in part:
+            data = {**data, section: {k: v for k, v in part.items() if k != key}}
+            logger.info("config: ignoring %s.%s from an older version: %s", section, key, why)
     return from_dict(RunConfig, data)

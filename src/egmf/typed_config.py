@@ -2,8 +2,9 @@
 
 Every config in EGMF is a dataclass whose fields carry ``metadata={"help": ...}``. :func:`from_dict` turns a
 YAML mapping into that dataclass, refusing an unknown key (with the valid keys) or a value of the wrong type
-or outside a ``Literal`` (with the valid choices), and naming the dotted path of the field. Components add
-their own range checks in ``__post_init__``. :func:`apply_overrides` applies ``key=value`` strings from the
+or outside a ``Literal`` (with the valid choices), and naming the dotted path of the field. A choice field
+is always typed ``Literal[...]``; :func:`check_choices`, called from ``__post_init__``, gives a config built in
+code the same check. Components add their own range checks in ``__post_init__``. :func:`apply_overrides` applies ``key=value`` strings from the
 command line (torchtune style), and :func:`to_dict` gives back what a run saves beside its results.
 """
 
@@ -102,6 +103,24 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             return value
         raise ConfigError(f"{path}: expected a string, got {value!r}")
     return value
+
+
+def _has_literal(tp: Any) -> bool:
+    return typing.get_origin(tp) is Literal or any(_has_literal(a) for a in typing.get_args(tp))
+
+
+def check_choices(cfg: Any, where: str = "") -> None:
+    """Check every choice field of dataclass instance ``cfg`` (a ``Literal``, also inside ``| None`` or a tuple).
+
+    :func:`from_dict` already checks them while building; a ``__post_init__`` calls this so that a config
+    built in code (``FusionConfig(missing_modality="zero")``) fails with the same message. Lists given for
+    tuple fields become tuples.
+    """
+    hints = typing.get_type_hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        if _has_literal(hints[f.name]):
+            path = f"{where}.{f.name}" if where else f.name
+            setattr(cfg, f.name, _convert(hints[f.name], getattr(cfg, f.name), path))
 
 
 def _describe(tp: Any) -> str:

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from egmf.data.collate import collate
 from egmf.errors import ConfigError, DataFormatError
 from egmf.model.base import ModelOutput, Prediction, TaskModel
+from egmf.model.config import text_feature_dim
 from egmf.model.llm.config import LoraSettings
 from egmf.model.llm.prompts import IGNORE
 from egmf.model.registry import MODELS, build_model
@@ -71,6 +72,36 @@ def test_text_source_sets_the_fusion_text_dims(build, dims):
     assert build(text_source="llm").fusion_dims(dims)["meld"]["text"] == 32  # the tiny LLM's hidden size
     assert build(text_source="none").fusion_dims(dims)["simsv2"]["text"] == 0
     assert build(text_source="dataset").fusion_dims(dims) == dims
+
+
+@pytest.mark.parametrize("text_source, data_view, fusion_view", [
+    ("dataset", 48, 48), ("sentence", 384, 384), ("none", 0, 0), ("llm", 0, 32),
+])
+def test_text_feature_dim_is_one_rule_for_data_and_fusion(text_source, data_view, fusion_view):
+    """The data holds no text features under llm (the fusion reads the LLM's embeddings, hidden 32 here)."""
+    data_dim = {"dataset": 48, "sentence": 384}.get(text_source, 0)
+    assert text_feature_dim(text_source, data_dim) == data_view  # what load_training_data records
+    assert text_feature_dim(text_source, data_view, llm_hidden=32) == fusion_view  # what EGMF.fusion_dims feeds
+
+
+@pytest.mark.parametrize("switch, k", [(dict(), 3), (dict(fusion={"num_pseudo_tokens": 7}), 7), (dict(use_fusion=False), 0)])
+def test_k_is_defined_once_and_prompt_slots_match_fusion_tokens(build, switch, k, mixed_batch):
+    model = build(**switch)
+    assert model.cfg.num_pseudo_tokens == model.num_pseudo == model.prompts.k == k
+    if k:
+        assert model.fusion.num_tokens == k
+        assert model._fuse(mixed_batch()).tokens.shape[1] == k
+    else:
+        assert model.fusion is None  # the text-only baseline: no fusion, so no slots
+
+
+def test_fusion_tokens_and_prompt_slots_that_disagree_are_refused(tiny_config, infos, dims, monkeypatch):
+    from egmf.model.config import ModelConfig
+    from egmf.model.egmf import EGMF
+
+    monkeypatch.setattr(ModelConfig, "num_pseudo_tokens", property(lambda self: 5))  # slots 5, fusion K = 3
+    with pytest.raises(ConfigError, match="the fusion emits 3 pseudo tokens but the prompt has 5 slots"):
+        EGMF(tiny_config(), infos, dims)
 
 
 def test_text_source_llm_feeds_the_utterance_embeddings(build, make_sample):
@@ -212,6 +243,7 @@ def test_free_decoding_falls_back_to_constrained_and_flags_it(build, mixed_batch
         assert isinstance(f.generated, str)
         if not f.parsed:  # a random tiny LLM rarely writes a label: the constrained answer stands in
             assert f.prediction == c.prediction
+    assert [p.to_json() for p in model.predict(batch)] == [p.to_json() for p in constrained]  # the default
     with pytest.raises(ConfigError, match=r"decoding: got 'beam'; valid choices: constrained, free"):
         model.predict(batch, decoding="beam")
 

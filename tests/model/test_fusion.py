@@ -351,7 +351,7 @@ def test_same_seed_same_model_and_outputs():
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        (dict(missing_modality="zero"), r"missing_modality: unknown value 'zero'; valid choices: mask, learned"),
+        (dict(missing_modality="zero"), r"fusion.missing_modality: invalid value 'zero'; valid choices: mask, learned"),
         (dict(use_local=False, use_semantic=False, use_global=False), "at least one of use_local, use_semantic"),
         (dict(d_model=10, n_heads=4), "not divisible by fusion.n_heads=4"),
         (dict(dropout=1.0), r"dropout: expected a value in \[0, 1\)"),

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from egmf.config import RunConfig, load_config, save_config
+from egmf.config import EvalConfig, RunConfig, TrainConfig, load_config, save_config
 from egmf.errors import ConfigError
+from egmf.model.config import ModelConfig
 from egmf.typed_config import apply_overrides, help_table, read_yaml, to_dict
 
 ROOT = Path(__file__).parents[2] / "configs"
@@ -93,3 +94,34 @@ def test_help_table_lists_every_leaf_with_help():
     rows = {key: (default, text) for key, default, text in help_table(RunConfig)}
     assert "model.fusion.num_pseudo_tokens" in rows and "train.lr_lora" in rows
     assert all(text for key, (_, text) in rows.items() if key.startswith("train.")), "every train key has help"
+
+
+def test_model_decoding_is_gone_and_an_old_saved_config_still_loads(caplog):
+    """model.decoding was never read (eval.decoding decides): a new config refuses it, an old checkpoint's
+    config.yaml that holds it loads with a note."""
+    from egmf.config import config_from_dict
+
+    with pytest.raises(ConfigError, match="model.decoding: unknown key; valid keys:"):
+        load_config(None, BASE + ["model.decoding=free"])
+    old = to_dict(load_config(None, BASE + ["eval.decoding=free"]))
+    old["model"]["decoding"] = "constrained"
+    with caplog.at_level("INFO", logger="egmf.config"):
+        cfg = config_from_dict(old)
+    assert cfg.eval.decoding == "free" and "decoding" not in to_dict(cfg)["model"]
+    assert "ignoring model.decoding from an older version" in caplog.text
+    assert old["model"]["decoding"] == "constrained"  # the caller's dict is left as it was
+    with pytest.raises(ConfigError, match="model.bogus: unknown key"):
+        config_from_dict({**old, "model": {**old["model"], "bogus": 1}})
+
+
+@pytest.mark.parametrize("cls, kwargs, message", [
+    (TrainConfig, {"mixed_precision": "fp8"}, "train.mixed_precision: invalid value 'fp8'; valid choices: auto, no, bf16, fp16"),
+    (EvalConfig, {"decoding": "beam"}, "eval.decoding: invalid value 'beam'; valid choices: constrained, free"),
+    (ModelConfig, {"text_source": "bert"}, "model.text_source: invalid value 'bert'; valid choices: dataset, llm, sentence, none"),
+    (ModelConfig, {"score_decoding": "mean"}, "model.score_decoding: invalid value 'mean'; valid choices: median, greedy"),
+])
+def test_a_config_built_in_code_gets_the_same_choice_check(cls, kwargs, message):
+    """Choice fields are Literal everywhere; a config built without from_dict is checked the same way."""
+    with pytest.raises(ConfigError) as err:
+        cls(**kwargs)
+    assert str(err.value) == message

@@ -54,6 +54,7 @@ from egmf.errors import ConfigError, DataFormatError
 
 logger = logging.getLogger(__name__)
 
+# The official file names; the synthetic writer and the raw-media layout read them from here.
 CSV_FILES = {"train": "train_sent_emo.csv", "valid": "dev_sent_emo.csv", "test": "test_sent_emo.csv"}
 COLUMNS = ("Sr No.", "Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID",
            "Season", "Episode", "StartTime", "EndTime")

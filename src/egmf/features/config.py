@@ -7,45 +7,43 @@ run with different settings refuses to mix its arrays with the first run's (see 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 from egmf.errors import ConfigError
+from egmf.typed_config import check_choices
+from egmf.typed_config import from_dict as typed_from_dict
 
-AUDIO_SETS = ("egemaps", "mfcc", "whisper")
-WHISPER_MODELS = ("tiny.en", "base", "small")
-TRANSCRIBE_MODES = ("auto", "never")
-TEXT_SOURCES = ("sentence", "none")
-
-
-def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{name}: unknown value {value!r}; valid choices: {', '.join(choices)}")
+AudioSet = Literal["egemaps", "mfcc", "whisper"]
+WhisperModel = Literal["tiny.en", "base", "small"]
 
 
 @dataclass
 class ExtractSettings:
     """What to extract from each clip and how."""
 
-    audio_features: tuple[str, ...] = field(
+    audio_features: tuple[AudioSet, ...] = field(
         default=("egemaps", "mfcc", "whisper"),
-        metadata={"help": f"audio feature sets to compute, any of {AUDIO_SETS}"},
+        metadata={"help": "audio feature sets to compute, any of egemaps, mfcc, whisper"},
     )
-    audio_main: str = field(
-        default="",
+    # Optional: None (or "", what the CLI passes) is resolved in __post_init__, so saved settings always
+    # hold the set and the model that were used.
+    audio_main: AudioSet | None = field(
+        default=None,
         metadata={
             "help": "the set written to features/audio (the model's audio input); empty = whisper when "
             "selected, else the first selected set. Every set is also written to features/extra/<set>."
         },
     )
-    whisper: str = field(
-        default="",
-        metadata={"help": f"Whisper model, one of {WHISPER_MODELS}; empty = tiny.en for English, base otherwise"},
+    whisper: WhisperModel | None = field(
+        default=None,
+        metadata={"help": "Whisper model: tiny.en, base or small; empty = tiny.en for English, base otherwise"},
     )
-    transcribe: str = field(
+    transcribe: Literal["auto", "never"] = field(
         default="auto",
         metadata={"help": "auto: Whisper writes the text of a clip that has no transcript; never: leave it empty"},
     )
-    lang: str = field(default="en", metadata={"help": "language of the speech and text: en or zh"})
-    text_features: str = field(
+    lang: Literal["en", "zh"] = field(default="en", metadata={"help": "language of the speech and text: en or zh"})
+    text_features: Literal["sentence", "none"] = field(
         default="sentence",
         metadata={"help": "sentence: MiniLM token embeddings [T, 384] in features/text; none: no text arrays"},
     )
@@ -61,9 +59,9 @@ class ExtractSettings:
     )
 
     def __post_init__(self):
-        self.audio_features = tuple(self.audio_features)
-        for s in self.audio_features:
-            _choice("audio_features", s, AUDIO_SETS)
+        self.audio_main = self.audio_main or None
+        self.whisper = self.whisper or None
+        check_choices(self)
         if len(set(self.audio_features)) != len(self.audio_features):
             raise ConfigError(f"audio_features: a set is named twice in {list(self.audio_features)}")
         if not self.audio_main:
@@ -74,12 +72,8 @@ class ExtractSettings:
                 f"audio_main: {self.audio_main!r} is not among the selected audio_features "
                 f"{list(self.audio_features)}"
             )
-        _choice("lang", self.lang, ("en", "zh"))
         if not self.whisper:
             self.whisper = "tiny.en" if self.lang == "en" else "base"
-        _choice("whisper", self.whisper, WHISPER_MODELS)
-        _choice("transcribe", self.transcribe, TRANSCRIBE_MODES)
-        _choice("text_features", self.text_features, TEXT_SOURCES)
         if self.whisper == "tiny.en" and self.lang != "en" and self.transcribe == "auto":
             raise ConfigError(
                 "whisper: tiny.en is English-only and cannot transcribe lang=zh; valid choices: base, small"
@@ -100,9 +94,7 @@ class ExtractSettings:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ExtractSettings":
-        """Settings saved by :meth:`to_dict` (e.g. ``dataset.yaml`` key ``extract``); unknown keys fail."""
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"extract settings: unknown keys {unknown}; valid keys: {', '.join(sorted(known))}")
-        return cls(**d)
+        """Settings saved by :meth:`to_dict` (``extract_report.json`` key ``settings``), built and checked
+        like every config (:func:`egmf.typed_config.from_dict`): unknown keys and wrong types fail."""
+        auto = {k: None for k in ("audio_main", "whisper") if isinstance(d, dict) and d.get(k) == ""}
+        return typed_from_dict(cls, {**d, **auto} if auto else d, "extract")

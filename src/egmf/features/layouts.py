@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from egmf.data.meld import CSV_FILES as MELD_CSV_FILES
 from egmf.data.schema import CHERMA_EMOTIONS, MELD_EMOTIONS
 from egmf.errors import ConfigError, DataFormatError
 from egmf.features.media import AUDIO_SUFFIXES, VIDEO_SUFFIXES
@@ -32,7 +33,6 @@ MELD_CLIP_DIRS = {
     "valid": ("dev_splits_complete", "dev_splits"),
     "test": ("output_repeated_splits_test", "test_splits"),
 }
-MELD_CSVS = {"train": "train_sent_emo.csv", "valid": "dev_sent_emo.csv", "test": "test_sent_emo.csv"}
 
 
 @dataclass
@@ -75,7 +75,7 @@ def _meld(root: Path) -> tuple[list[Item], dict]:
     index = _media_index(root)
     items: list[Item] = []
     found_csv = False
-    for split, csv_name in MELD_CSVS.items():
+    for split, csv_name in MELD_CSV_FILES.items():
         csvs = sorted(root.rglob(csv_name))
         if not csvs:
             continue
@@ -95,7 +95,7 @@ def _meld(root: Path) -> tuple[list[Item], dict]:
                 missing="" if cands else f"{name} not found in a {'/'.join(MELD_CLIP_DIRS[split])} folder",
             ))
     if not found_csv:
-        raise DataFormatError(root, "MELD CSVs", f"at least one of {list(MELD_CSVS.values())} below the folder")
+        raise DataFormatError(root, "MELD CSVs", f"at least one of {list(MELD_CSV_FILES.values())} below the folder")
     info = {"name": "meld", "task": "erc", "lang": "en", "labels": list(MELD_EMOTIONS), "metric_family": "erc"}
     return items, info
 

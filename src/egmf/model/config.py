@@ -1,5 +1,9 @@
-"""``ModelConfig``: the whole EGMF model — fusion, LLM, LoRA, prompts, text source, decoding — in one
-typed, validated dataclass (``model:`` in a run's YAML).
+"""``ModelConfig``: the whole EGMF model — fusion, LLM, LoRA, prompts, text source, scoring — in one
+typed, validated dataclass (``model:`` in a run's YAML). Decoding is chosen per evaluation (``eval.decoding``).
+
+Two rules every component reads from here rather than re-deriving: K, the number of pseudo tokens
+(:attr:`ModelConfig.num_pseudo_tokens`), and the text feature dim under a ``text_source``
+(:func:`text_feature_dim`).
 """
 
 from __future__ import annotations
@@ -11,9 +15,24 @@ from egmf.errors import ConfigError
 from egmf.model.baselines.config import BaselineConfig
 from egmf.model.fusion.config import FusionConfig
 from egmf.model.llm.config import LLMConfig, LoraSettings, PromptConfig
+from egmf.typed_config import check_choices
 
-TEXT_SOURCES = ("dataset", "llm", "sentence", "none")
-DECODINGS = ("constrained", "free")
+TextSource = Literal["dataset", "llm", "sentence", "none"]
+
+
+def text_feature_dim(text_source: str, data_dim: int, llm_hidden: int = 0) -> int:
+    """The text modality's feature dim under ``text_source``: the one rule for data and fusion alike.
+
+    ``dataset`` and ``sentence``: the dim of the text features the samples hold (``data_dim``; for
+    ``sentence`` the sentence vectors that replaced the dataset's). ``none``: 0. ``llm``: the samples hold no
+    text features (0, the default ``llm_hidden``); the fusion reads the LLM's own input embeddings of the
+    utterance instead, so for the fusion pass the LLM's hidden size as ``llm_hidden``.
+    """
+    if text_source == "none":
+        return 0
+    if text_source == "llm":
+        return llm_hidden
+    return data_dim
 
 
 @dataclass
@@ -30,7 +49,7 @@ class ModelConfig:
     baseline: BaselineConfig = field(
         default_factory=BaselineConfig, metadata={"help": "the non-LLM baselines (late_fusion, mult); EGMF ignores it"}
     )
-    text_source: Literal["dataset", "llm", "sentence", "none"] = field(
+    text_source: TextSource = field(
         default="dataset",
         metadata={
             "help": "text modality of the fusion: 'dataset' (the dataset's text features), 'sentence' (features of "
@@ -40,10 +59,6 @@ class ModelConfig:
     )
     max_utterance_tokens: int = field(
         default=64, metadata={"help": "text_source='llm': at most this many utterance tokens feed the fusion"}
-    )
-    decoding: Literal["constrained", "free"] = field(
-        default="constrained",
-        metadata={"help": "default of predict(): 'constrained' (always a valid label/score) or 'free' (generate + parse)"},
     )
     max_new_tokens: int = field(default=12, metadata={"help": "free generation: at most this many new tokens"})
     score_decoding: Literal["median", "greedy"] = field(
@@ -56,13 +71,19 @@ class ModelConfig:
     )
 
     def __post_init__(self):
-        if self.text_source not in TEXT_SOURCES:
-            raise ConfigError(f"model.text_source: got {self.text_source!r}; valid choices: {', '.join(TEXT_SOURCES)}")
-        if self.decoding not in DECODINGS:
-            raise ConfigError(f"model.decoding: got {self.decoding!r}; valid choices: {', '.join(DECODINGS)}")
+        check_choices(self, "model")
         if self.max_utterance_tokens < 1:
             raise ConfigError(f"model.max_utterance_tokens: expected >= 1, got {self.max_utterance_tokens}")
         if self.max_new_tokens < 1:
             raise ConfigError(f"model.max_new_tokens: expected >= 1, got {self.max_new_tokens}")
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError(f"model.name: expected a registered model name, got {self.name!r}")
+
+    @property
+    def num_pseudo_tokens(self) -> int:
+        """K, defined once: the prompt's placeholder slots and the fusion's output tokens.
+
+        ``fusion.num_pseudo_tokens`` with the fusion on; 0 without it (``use_fusion: false``, the text-only
+        baseline: no fusion, so no slots in the prompt, whatever ``fusion.num_pseudo_tokens`` says).
+        """
+        return self.fusion.num_pseudo_tokens if self.use_fusion else 0

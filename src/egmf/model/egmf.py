@@ -24,7 +24,7 @@ from egmf.data.collate import Batch
 from egmf.data.schema import DatasetInfo, Sample
 from egmf.errors import ConfigError, DataFormatError
 from egmf.model.base import FusionOutput, ModelOutput, Prediction
-from egmf.model.config import ModelConfig
+from egmf.model.config import ModelConfig, text_feature_dim
 from egmf.model.llm.backends import load_llm
 from egmf.model.llm.decoding import NumberConstraint, greedy_decode, parse_label, parse_score, score_options
 from egmf.model.llm.lora import lora_parameters, wrap_with_lora
@@ -60,7 +60,7 @@ class EGMF(nn.Module):
         self.tokenizer = tokenizer
         emb = llm.get_input_embeddings()
         self.hidden_size = emb.embedding_dim
-        self.num_pseudo = cfg.fusion.num_pseudo_tokens if cfg.use_fusion else 0
+        self.num_pseudo = cfg.num_pseudo_tokens  # K: the one definition (0 without fusion)
         self.prompts = PromptEncoder(tokenizer, cfg.prompt, self.num_pseudo)
         self.fusion = None
         if cfg.use_fusion:
@@ -70,6 +70,12 @@ class EGMF(nn.Module):
             target_norm = float(emb.weight.detach().float().norm(dim=-1).mean())
             dims = self.fusion_dims(feature_dims)
             self.fusion = ExpertFusion(cfg.fusion, dims, self.hidden_size, target_norm=target_norm)
+            # _embeds writes the fusion's tokens over the prompt's slots: the two counts must agree.
+            if self.fusion.num_tokens != self.prompts.k:
+                raise ConfigError(
+                    f"EGMF: the fusion emits {self.fusion.num_tokens} pseudo tokens but the prompt has "
+                    f"{self.prompts.k} slots for them; both must be model.fusion.num_pseudo_tokens"
+                )
         self.llm = wrap_with_lora(llm, cfg.lora, cfg.llm.gradient_checkpointing)
         self._answers: dict[tuple[str, str], list[int]] = {}
         self._constraints: dict[str, NumberConstraint] = {}
@@ -83,10 +89,7 @@ class EGMF(nn.Module):
         dims = {}
         for name in self.infos:
             d = dict(feature_dims[name])
-            if self.cfg.text_source == "llm":
-                d["text"] = self.hidden_size
-            elif self.cfg.text_source == "none":
-                d["text"] = 0
+            d["text"] = text_feature_dim(self.cfg.text_source, d.get("text", 0), self.hidden_size)
             dims[name] = d
         return dims
 
@@ -199,8 +202,7 @@ class EGMF(nn.Module):
         return self._constraints[info.name]
 
     @torch.no_grad()
-    def predict(self, batch: Batch, decoding: str | None = None) -> list[Prediction]:
-        decoding = decoding or self.cfg.decoding
+    def predict(self, batch: Batch, decoding: str = "constrained") -> list[Prediction]:
         if decoding not in DECODINGS:
             raise ConfigError(f"decoding: got {decoding!r}; valid choices: {', '.join(DECODINGS)}")
         samples = batch.samples

@@ -15,6 +15,7 @@ import torch
 from egmf.data.registry import load_dataset
 from egmf.data.schema import MODALITIES, SPLITS, DatasetInfo, Sample
 from egmf.errors import ConfigError
+from egmf.model.config import text_feature_dim
 
 logger = logging.getLogger(__name__)
 
@@ -55,12 +56,12 @@ def load_training_data(data_cfg, text_source: str = "dataset") -> TrainingData:
         dims[name] = data.feature_dims()
         logger.info("loaded %s from %s: %s", name, entry.path, {s: len(v) for s, v in data.splits.items()})
     apply_text_source([s for v in splits.values() for s in v], text_source)
-    if text_source == "sentence":
+    if text_source == "sentence":  # the sentence vectors replaced every dataset's text features
+        sentence_dim = next((int(s.text_feats.shape[1]) for v in splits.values() for s in v), 0)
         for d in dims.values():
-            d["text"] = next((int(s.text_feats.shape[1]) for v in splits.values() for s in v), 0)
-    elif text_source in ("none", "llm"):
-        for d in dims.values():
-            d["text"] = 0
+            d["text"] = sentence_dim
+    for d in dims.values():
+        d["text"] = text_feature_dim(text_source, d["text"])  # the data's view: no LLM embeddings here
     _truncate(splits, data_cfg.max_frames)
     if not splits["train"]:
         raise ConfigError("data.datasets: the train split is empty in every dataset")

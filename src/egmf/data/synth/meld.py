@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from egmf.data.meld import CSV_FILES  # the official file names, defined by the loader
 from egmf.data.schema import MELD_EMOTIONS
 from egmf.data.synth import common as C
 
-CSV_FILES = {"train": "train_sent_emo.csv", "valid": "dev_sent_emo.csv", "test": "test_sent_emo.csv"}
 COLUMNS = ["Sr No.", "Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID",
            "Season", "Episode", "StartTime", "EndTime"]
 DEFAULT_DIMS = {"text": 48, "audio": 32, "vision": 24}

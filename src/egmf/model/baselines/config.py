@@ -6,9 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from egmf.errors import ConfigError
-
-REGRESSION_LOSSES = ("l1", "mse")
-POOLINGS = ("last", "mean")
+from egmf.typed_config import check_choices
 
 
 @dataclass
@@ -42,6 +40,7 @@ class BaselineConfig:
     )
 
     def __post_init__(self):
+        check_choices(self, "baseline")
         if not isinstance(self.hidden, int) or self.hidden < 1:
             raise ConfigError(f"baseline.hidden: expected a positive integer, got {self.hidden!r}")
         if not isinstance(self.layers, int) or self.layers < 1:
@@ -57,12 +56,3 @@ class BaselineConfig:
             raise ConfigError(f"baseline.max_frames: expected a positive integer or null, got {self.max_frames!r}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ConfigError(f"baseline.dropout: expected a value in [0, 1), got {self.dropout!r}")
-        if self.regression_loss not in REGRESSION_LOSSES:
-            raise ConfigError(
-                f"baseline.regression_loss: invalid value {self.regression_loss!r}; valid choices: "
-                f"{', '.join(REGRESSION_LOSSES)}"
-            )
-        if self.pooling not in POOLINGS:
-            raise ConfigError(
-                f"baseline.pooling: invalid value {self.pooling!r}; valid choices: {', '.join(POOLINGS)}"
-            )

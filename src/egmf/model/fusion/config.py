@@ -5,12 +5,16 @@ A wrong value fails here, with the valid choices, instead of deep inside a forwa
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
+from typing import Literal
 
 from egmf.errors import ConfigError
+from egmf.typed_config import check_choices
 
 EXPERTS = ("local", "semantic", "global")
-MISSING_MODALITY = ("mask", "learned")
+MissingModality = Literal["mask", "learned"]
+MISSING_MODALITY = typing.get_args(MissingModality)
 
 
 @dataclass
@@ -50,7 +54,7 @@ class FusionConfig:
                                       "forward+backward under 10% of a SmolLM2-135M LoRA step on 2 cores); "
                                       "null = no pooling."}
     )
-    missing_modality: str = field(
+    missing_modality: MissingModality = field(
         default="mask", metadata={"help": "How a missing modality enters the experts: 'mask' (its keys are masked out) or "
                                           "'learned' (one learned placeholder token stands in as a key). Its gate weight is 0 "
                                           "either way."}
@@ -58,6 +62,7 @@ class FusionConfig:
 
     def __post_init__(self):
         self.local_kernel_sizes = tuple(self.local_kernel_sizes)  # YAML gives lists
+        check_choices(self, "fusion")
         _positive_int("d_model", self.d_model)
         _positive_int("n_heads", self.n_heads)
         if self.d_model % self.n_heads:
@@ -86,11 +91,6 @@ class FusionConfig:
         _positive_int("num_pseudo_tokens", self.num_pseudo_tokens)
         if self.max_frames_per_modality is not None:
             _positive_int("max_frames_per_modality", self.max_frames_per_modality, "or null for no pooling")
-        if self.missing_modality not in MISSING_MODALITY:
-            raise ConfigError(
-                f"fusion.missing_modality: unknown value {self.missing_modality!r}; valid choices: "
-                f"{', '.join(MISSING_MODALITY)}"
-            )
 
     @property
     def active_experts(self) -> tuple[str, ...]:

@@ -48,6 +48,11 @@ class ExpertFusion(nn.Module):
         )
 
     @property
+    def num_tokens(self) -> int:
+        """K: the pseudo tokens of each sample's output (``FusionOutput.tokens`` is ``[B, K, out_dim]``)."""
+        return self.projector.num_tokens
+
+    @property
     def sources(self) -> tuple[str, ...]:
         return tuple(self.encoders.feature_dims)
 

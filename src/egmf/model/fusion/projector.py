@@ -30,7 +30,7 @@ class PseudoTokenProjector(nn.Module):
         if target_norm is not None and not target_norm > 0:
             raise ValueError(f"projector: target_norm must be > 0 or None, got {target_norm}")
         self.n_heads = n_heads
-        self.queries = nn.Parameter(torch.randn(num_tokens, d_model) * 0.02)
+        self.queries = nn.Parameter(torch.randn(num_tokens, d_model) * 0.02)  # one query per pseudo token
         self.q_proj = nn.Linear(d_model, d_model)
         self.k_proj = nn.Linear(d_model, d_model)
         self.v_proj = nn.Linear(d_model, d_model)
@@ -44,6 +44,11 @@ class PseudoTokenProjector(nn.Module):
         self.target_norm = target_norm
         if target_norm is not None:
             nn.init.constant_(self.out_norm.weight, target_norm / math.sqrt(out_dim))
+
+    @property
+    def num_tokens(self) -> int:
+        """K: the pseudo tokens this projector emits (one per learned query)."""
+        return self.queries.shape[0]
 
     def forward(self, memory: torch.Tensor, weights: torch.Tensor, fused: torch.Tensor) -> torch.Tensor:
         """``memory [B, M, d]``, ``weights [B, M]`` (0 = never read), ``fused [B, d]`` -> ``[B, K, out_dim]``."""
