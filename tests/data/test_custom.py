@@ -239,7 +239,7 @@ def test_broken_yaml(copy):
 @pytest.mark.parametrize(
     "options, message",
     [({"task": "ner"}, "task: expected one of erc, msa"), ({"metric_family": "sims"}, "metric_family"),
-     ({"columns": 3}, "unknown loader options"), ({"nan": "keep"}, "nan: expected")],
+     ({"columns": 3}, "unknown loader options"), ({"nan": "drop"}, "nan: expected one of error, zero, keep")],
 )
 def test_bad_options_are_config_errors(copy, options, message):
     with pytest.raises(ConfigError, match=message):

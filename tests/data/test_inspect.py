@@ -141,3 +141,55 @@ def test_render(erc_folder):
     assert "2 / 3.5 / 6" in text and "1 / 3.0 / 5" in text  # train frames: text, audio
     assert "1 / 1 / 0" in text and "0 / 0 / 1" in text  # train non-finite: audio, vision
     assert "unlabelled: train 1, test 0" in text
+
+
+# ---- NaN: inspect counts it, loading refuses it --------------------------------------------------
+@pytest.fixture
+def meld_with_nan(tmp_path):
+    """Generated native MELD whose first train audio file holds 2 NaN and 1 -inf, one valid vision file 1 NaN."""
+    from egmf.data.synth import meld as synth_meld
+
+    root = synth_meld.write(tmp_path / "meld", n_train=6, seed=1)
+    audio = sorted((root / "features" / "train" / "audio").glob("*.npy"))[0]
+    a = np.load(audio)
+    a[0, 0], a[1, 1], a[0, 2] = np.nan, np.nan, -np.inf
+    np.save(audio, a)
+    vision = sorted((root / "features" / "valid" / "vision").glob("*.npy"))[0]
+    v = np.load(vision)
+    v[0, 0] = np.nan
+    np.save(vision, v)
+    return root, audio
+
+
+def test_inspect_counts_nan_per_split_and_modality_in_a_native_folder(meld_with_nan):
+    root, _ = meld_with_nan
+    report = inspect_dataset("meld", root)
+    assert report["nonfinite_counted_in"] == RAW  # loaded as read: nothing cleaned away before counting
+    counts = {split: r["nonfinite"] for split, r in report["splits"].items()}
+    zero = {"nan": 0, "neg_inf": 0, "pos_inf": 0}
+    assert counts["train"] == {"text": zero, "audio": {"nan": 2, "neg_inf": 1, "pos_inf": 0}, "vision": zero}
+    assert counts["valid"] == {"text": zero, "audio": zero, "vision": {"nan": 1, "neg_inf": 0, "pos_inf": 0}}
+    assert counts["test"] == {"text": zero, "audio": zero, "vision": zero}
+    # an explicit nan option still passes through: zeroed, so the loaded arrays hold none
+    assert inspect_dataset("meld", root, nan="zero")["splits"]["train"]["nonfinite"]["audio"]["nan"] == 0
+
+
+def test_loading_the_same_folder_still_refuses_nan(meld_with_nan):
+    from egmf.data.registry import load_dataset
+    from egmf.errors import DataFormatError
+
+    root, audio = meld_with_nan
+    with pytest.raises(DataFormatError) as e:
+        load_dataset("meld", root)
+    assert e.value.file == str(audio) and "2 NaN" in str(e.value) and "nan='zero'" in str(e.value)
+
+
+def test_inspect_counts_nan_in_an_mmsa_pickle_without_options(make_mmsa):
+    path = make_mmsa("mosi")
+    raw = safe_load(path)
+    raw["train"]["vision"][1, 0, :3] = np.nan
+    path.write_bytes(pickle.dumps(raw, protocol=4))
+    report = inspect_dataset("mosi", path)  # refused with a DataFormatError before
+    assert report["nonfinite_counted_in"] == RAW
+    assert report["splits"]["train"]["nonfinite"]["vision"] == {"nan": 3, "neg_inf": 0, "pos_inf": 0}
+    assert report["splits"]["valid"]["nonfinite"]["vision"]["nan"] == 0

@@ -55,3 +55,23 @@ def test_a_dataset_named_twice_is_refused(tiny_data, tmp_path):
     twice = DataConfig([cfg.data.datasets[0], cfg.data.datasets[0]])
     with pytest.raises(ConfigError, match="appears twice"):
         load_training_data(twice)
+
+
+def test_training_refuses_nan_with_the_loaders_error_and_refuses_nan_keep(tmp_path):
+    """egmf data inspect counts NaN (nan=keep); loading for training keeps refusing it, with the file named."""
+    from egmf.config import DataConfig, DatasetEntry
+    from egmf.data.synth import meld as synth_meld
+    from egmf.errors import DataFormatError
+
+    root = synth_meld.write(tmp_path / "meld", n_train=6, seed=1)
+    audio = sorted((root / "features" / "train" / "audio").glob("*.npy"))[0]
+    a = np.load(audio)
+    a[0, 0] = np.nan
+    np.save(audio, a)
+    with pytest.raises(DataFormatError) as e:
+        load_training_data(DataConfig([DatasetEntry("meld", str(root))]))
+    assert e.value.file == str(audio) and "1 NaN" in str(e.value) and "nan='zero'" in str(e.value)
+    with pytest.raises(ConfigError, match=r"data.datasets \(meld\).options: nan=keep .* valid choices here: error, zero"):
+        load_training_data(DataConfig([DatasetEntry("meld", str(root), {"nan": "keep"})]))
+    zeroed = load_training_data(DataConfig([DatasetEntry("meld", str(root), {"nan": "zero"})]))
+    assert all(np.isfinite(s.audio).all() for s in zeroed.split("train") if s.audio is not None)

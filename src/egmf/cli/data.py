@@ -134,8 +134,12 @@ def convert(
     """Convert a dataset (e.g. an MMSA pickle) into the safe format: JSON + safetensors, no pickle."""
     from egmf.data import load_dataset, safe_format
 
+    from egmf.data.validate import refuse_kept_nan
+
     safe_format.check_output_folder(out)  # fail before loading a large file
-    data = load_dataset(dataset, path, **parse_options(option))
+    options = parse_options(option)
+    refuse_kept_nan(options, "convert --option")
+    data = load_dataset(dataset, path, **options)
     safe_format.write(data, out, loader=dataset)
     sizes = ", ".join(f"{split} {len(samples)}" for split, samples in data.splits.items())
     total = sum(f.stat().st_size for f in out.iterdir())

@@ -44,7 +44,6 @@ LABEL_FIELDS = {"video_label": None, "txt_label": "T", "audio_label": "A", "visu
 RECORD_FIELDS = ("audio_file", "video_file", *LABEL_FIELDS)
 # modality -> (folder, file suffix)
 FEATURE_LAYOUT = {"text": ("text", ".npy"), "audio": ("audio", ".npy"), "vision": ("visual", ".mp4.npy")}
-NAN_POLICIES = ("error", "zero")
 
 
 def record_id(audio_file: str) -> str:
@@ -117,8 +116,7 @@ def load_cherma(
         raise ConfigError(f"cherma: unknown loader options {sorted(options)}; valid: valid_fraction, seed, text_field, nan")
     if not 0.0 < float(valid_fraction) < 1.0:
         raise ConfigError(f"valid_fraction: expected a fraction in (0, 1), got {valid_fraction!r}")
-    if nan not in NAN_POLICIES:
-        raise ConfigError(f"nan: expected one of {', '.join(NAN_POLICIES)}, got {nan!r}")
+    V.check_nan_policy(nan)
     path = Path(path)
     if not path.is_dir():
         raise DataFormatError(path, "path", "a folder holding train.json and test.json")

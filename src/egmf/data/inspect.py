@@ -8,8 +8,10 @@ and Acc-5 bins for SIMS); secondary labels likewise; and NaN / -inf / +inf count
 
 Non-finite counts are honest about where they come from: when the loader's module offers
 ``scan_nonfinite(path, **options)`` (MMSA does, because loading sets ``-inf`` to 0 as MMSA does), the
-raw file is scanned before any cleaning; otherwise the loaded arrays are counted, and the report says
-so in ``nonfinite_counted_in``. :func:`render` turns a report into rich tables for the terminal.
+raw file is scanned before any cleaning. A native dataset is loaded with ``nan="keep"`` (unless the
+caller passes ``nan``), so a file holding NaN is counted, not refused, and its arrays are counted as read;
+a converted folder's arrays are counted as stored. The report says which in ``nonfinite_counted_in``.
+Loading for training keeps refusing NaN (the loaders' default ``nan="error"``). :func:`render` turns a report into rich tables for the terminal.
 
 Usage::
 
@@ -112,12 +114,21 @@ def _raw_scanner(name: str):
     return getattr(module, "scan_nonfinite", None)
 
 
+def _takes_nan(name: str) -> bool:
+    params = pyinspect.signature(DATASETS[name].loader).parameters
+    return "nan" in params
+
+
 def inspect_dataset(name: str, path: str | Path, **options: Any) -> dict[str, Any]:
     """Load dataset ``name`` from ``path`` (loader ``options`` pass through) and describe it as a dict."""
     from egmf.data import safe_format
+    from egmf.data.registry import register_builtin_datasets
 
-    data: BenchmarkData = load_dataset(name, path, **options)
+    register_builtin_datasets()
     safe = safe_format.is_safe_dataset(path)
+    kept = not safe and "nan" not in options and name in DATASETS and _takes_nan(name)
+    # Inspecting is how a user finds NaN: load the values as read and count them instead of refusing the file.
+    data: BenchmarkData = load_dataset(name, path, **({**options, "nan": "keep"} if kept else options))
     scanner = None if safe else _raw_scanner(name)
     raw_counts = scanner(Path(path), **options) if scanner else None
     info = data.info
@@ -130,7 +141,7 @@ def inspect_dataset(name: str, path: str | Path, **options: Any) -> dict[str, An
         "metric_family": info.metric_family,
         "labels": list(info.labels),
         "score_range": list(info.score_range) if info.score_range else None,
-        "nonfinite_counted_in": RAW if raw_counts is not None else LOADED,
+        "nonfinite_counted_in": RAW if raw_counts is not None or kept else LOADED,
         "splits": {},
     }
     for split, samples in data.splits.items():

@@ -59,7 +59,6 @@ CSV_FILES = {"train": "train_sent_emo.csv", "valid": "dev_sent_emo.csv", "test":
 COLUMNS = ("Sr No.", "Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID",
            "Season", "Episode", "StartTime", "EndTime")
 LABEL_KINDS = {"emotion": ("Emotion", MELD_EMOTIONS), "sentiment": ("Sentiment", MELD_SENTIMENTS)}
-NAN_POLICIES = ("error", "zero")
 # DialogueGCN/MMGCN pickle: label order and dialogue-key offset of each split.
 DGCN_EMOTIONS = ("neutral", "surprise", "fear", "sadness", "joy", "disgust", "anger")
 DGCN_OFFSETS = {"train": 0, "valid": 1039, "test": 1153}
@@ -211,8 +210,7 @@ def load_meld(
         raise ConfigError(f"meld: unknown loader options {sorted(options)}; valid: label, splits, features, dialoguegcn, nan")
     if label not in LABEL_KINDS:
         raise ConfigError(f"label: expected one of {', '.join(LABEL_KINDS)}, got {label!r}")
-    if nan not in NAN_POLICIES:
-        raise ConfigError(f"nan: expected one of {', '.join(NAN_POLICIES)}, got {nan!r}")
+    V.check_nan_policy(nan)
     if dialoguegcn is not None and features not in ("auto", None, False):
         raise ConfigError("meld: pass either features=DIR or dialoguegcn=FILE, not both")
     splits = tuple(splits)

@@ -35,7 +35,6 @@ from egmf.errors import ConfigError, DataFormatError
 logger = logging.getLogger(__name__)
 
 VARIANTS = ("aligned", "unaligned")
-NAN_POLICIES = ("error", "zero")
 FEATURE_KEYS = {"text": "text", "audio": "audio", "vision": "vision"}  # sample field -> pickle key
 LENGTH_KEYS = {"audio": "audio_lengths", "vision": "vision_lengths"}
 UNIMODAL = ("T", "A", "V")
@@ -232,8 +231,7 @@ def load_mmsa(path: Path, flavour: str, nan: str = "error", variant: str | None 
     """Load an MMSA pickle of ``flavour`` (mosi, mosei, sims, simsv2); see the module docstring."""
     if options:
         raise ConfigError(f"{flavour}: unknown loader options {sorted(options)}; valid: nan, variant")
-    if nan not in NAN_POLICIES:
-        raise ConfigError(f"nan: expected one of {', '.join(NAN_POLICIES)}, got {nan!r}")
+    V.check_nan_policy(nan)
     fl = FLAVOURS[flavour]
     file = resolve_pickle(Path(path), variant)
     raw = safe_load(file)
@@ -245,7 +243,8 @@ def load_mmsa(path: Path, flavour: str, nan: str = "error", variant: str | None 
         V.require_same_dim({name: s.feats[field].shape[2] for name, s in splits.items()}, file, key)
     cleaned = _clean(splits, file, nan)
     for where, counts in cleaned.items():
-        logger.info("%s: %s: set %s non-finite values to 0", file, where, counts)
+        done = "kept" if nan == "keep" else "set to 0"
+        logger.info("%s: %s: %s non-finite values %s", file, where, counts, done)
 
     info = fl.info()
     out: dict[str, list[Sample]] = {}

@@ -68,8 +68,8 @@ def read_json(file: Path) -> Any:
 def load_array(file: Path, nan: str = "error") -> tuple[np.ndarray, dict[str, int]]:
     """A ``[T, d]`` float32 feature array from ``file`` (a ``[d]`` vector becomes one frame).
 
-    Returns the array with ``±inf`` set to 0 (NaN raises unless ``nan="zero"``) and the counts of
-    non-finite values found before cleaning.
+    Returns the array with ``±inf`` set to 0 (NaN raises unless ``nan="zero"``; ``nan="keep"`` leaves both)
+    and the counts of non-finite values found before cleaning.
     """
     try:
         arr = np.load(file, allow_pickle=False)
@@ -129,5 +129,6 @@ def load_feature_files(
         logger.warning("%s%s: %d of %d feature files missing (%s...): modality set to None for them",
                        f"{where}: " if where else "", modality, len(out.missing), len(files), shown)
     if out.nonfinite["neg_inf"] or out.nonfinite["pos_inf"] or out.nonfinite["nan"]:
-        logger.info("%s%s: set non-finite values to 0: %s", f"{where}: " if where else "", modality, out.nonfinite)
+        done = "kept" if nan == "keep" else "set to 0"
+        logger.info("%s%s: non-finite values %s: %s", f"{where}: " if where else "", modality, done, out.nonfinite)
     return out

@@ -10,7 +10,24 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from egmf.errors import DataFormatError
+from egmf.errors import ConfigError, DataFormatError
+
+# What a loader does with NaN in features (its ``nan`` option): "error" (the default: refuse, naming the file),
+# "zero" (replace by 0), "keep" (leave NaN and ±inf as read: what ``egmf data inspect`` loads with, so that
+# it can count them; training refuses it, see :func:`refuse_kept_nan`).
+NAN_POLICIES = ("error", "zero", "keep")
+
+
+def check_nan_policy(nan: str) -> None:
+    if nan not in NAN_POLICIES:
+        raise ConfigError(f"nan: expected one of {', '.join(NAN_POLICIES)}, got {nan!r}")
+
+
+def refuse_kept_nan(options: Mapping, where: str) -> None:
+    """Training and conversion need finite features: ``nan="keep"`` is for inspection only."""
+    if options.get("nan") == "keep":
+        raise ConfigError(f"{where}: nan=keep leaves NaN and inf in the features, for egmf data inspect only; "
+                          "valid choices here: error, zero")
 
 
 def require_keys(obj: Mapping, keys: Iterable[str], file: str | Path, where: str = "") -> None:
@@ -32,8 +49,13 @@ def require_array(value, file: str | Path, field: str, ndim: int, dtype_kind: st
 
 
 def clean_features(array: np.ndarray, file: str | Path, field: str, nan: str = "error") -> np.ndarray:
-    """Return float32 features with ``±inf`` set to 0 (as MMSA does); NaN raises, or becomes 0 if ``nan="zero"``."""
+    """Return float32 features with ``±inf`` set to 0 (as MMSA does); NaN raises, or becomes 0 if ``nan="zero"``.
+
+    ``nan="keep"`` returns the values as read, NaN and ±inf included (for counting them, never for training).
+    """
     out = np.asarray(array, dtype=np.float32)
+    if nan == "keep":
+        return out
     n_nan = int(np.isnan(out).sum())
     if n_nan and nan == "error":
         raise DataFormatError(file, field, "finite values (pass nan='zero' to replace NaN by 0)", f"{n_nan} NaN")

@@ -14,6 +14,7 @@ import torch
 
 from egmf.data.registry import load_dataset
 from egmf.data.schema import MODALITIES, SPLITS, DatasetInfo, Sample
+from egmf.data.validate import refuse_kept_nan
 from egmf.errors import ConfigError
 from egmf.model.config import text_feature_dim
 
@@ -40,6 +41,7 @@ def load_training_data(data_cfg, text_source: str = "dataset") -> TrainingData:
     dims: dict[str, dict[str, int]] = {}
     splits: dict[str, list[Sample]] = {s: [] for s in SPLITS}
     for entry in data_cfg.datasets:
+        refuse_kept_nan(entry.options, f"data.datasets ({entry.name}).options")
         data = load_dataset(entry.name, entry.path, **entry.options)
         name = data.info.name
         if name in infos:
