@@ -16,6 +16,19 @@ MMSA_SMALL = {
 }
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch on one thread for a module: tiny tensors gain nothing from threads, and on a shared 2-core machine
+    spinning threads cost 5x. A module opts in with ``pytestmark = pytest.mark.usefixtures("one_thread")``;
+    the previous setting comes back after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def make_mmsa(tmp_path) -> Callable[..., Path]:
     """``make_mmsa(flavour="mosei", variant="unaligned", n_train=12, seed=0, **options) -> pickle path``."""

@@ -23,13 +23,7 @@ MODELS_UNDER_TEST = {"late_fusion": LateFusionMLP, "mult": MulT}
 CASES = [(m, s) for m in MODELS_UNDER_TEST for s in SETS]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is faster than two, and fairer to a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: tiny tensors, one thread
 
 
 def small_cfg(**kw) -> BaselineConfig:
