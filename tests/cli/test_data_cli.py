@@ -44,7 +44,7 @@ def test_synth_then_inspect(tmp_path, case):
     assert result.exit_code == 0, result.output
     path = out / rel
     assert f"egmf data inspect {path if rel != '.' else out} --dataset {name}" in result.output
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+    assert [p.name for p in tmp_path.iterdir()] == [case]  # no temporary folder of the atomic write left behind
 
     result = run("data", "inspect", path, "--dataset", name)
     assert result.exit_code == 0, result.output
