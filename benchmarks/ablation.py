@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/ablation.py --seeds 1111,2222             (adds seed 2222; seed 1111 is reused)
     .venv/bin/python benchmarks/ablation.py --smoke
 
-The variants are ``egmf ablate``'s (``egmf.evaluation.ablation.VARIANTS``: each expert removed, the expert-level
+The variants are ``egmf ablate``'s (``egmf.experiments.ablation.VARIANTS``: each expert removed, the expert-level
 gate replaced by its mean, K, LoRA rank), applied to the EGMF config of ``quality.py meld``, whose run is the "full" row
 (reused from ``--work`` when that script ran first). MELD here has text only (no audio/video features in
 ``../shared``), so the modality-level gate has one modality to weigh and its ablation is left out. Run
@@ -20,14 +20,14 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import REPO, SHARED, Section, erc_rows, reuse_note, train_models  # noqa: E402
+from bench_common import REPO, SHARED, Section, Trained, erc_rows, reuse_note, train_models  # noqa: E402
 from quality import MELD_SETUP, base_config, write_meld  # noqa: E402
 
 DEFAULT_VARIANTS = "no_local,no_semantic,no_global,no_expert_gate,k1,k16,lora_r4,lora_r16"
 
 
 def main() -> None:
-    from egmf.evaluation.ablation import VARIANTS
+    from egmf.experiments.ablation import VARIANTS
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=100, help="optimiser steps per variant (batch 8)")
@@ -56,7 +56,7 @@ def main() -> None:
     section = Section(f"ablation_{tag}", "Ablations of EGMF on real data: MELD")
     results = train_models(base, models, args.work / "runs" / tag, seeds)
     descriptions = {"egmf": "full EGMF (the quality run)", **{v: " ".join(VARIANTS[v]) for v in wanted}}
-    dataset = next(iter(next(iter(results.values()))["summary"]))
+    dataset = next(iter(results.values())).result.datasets[0]
     section.add(*erc_rows(results, dataset, descriptions))
     spread = (
         "One seed per variant: the seed-to-seed spread at this budget was not measured, so differences of "
@@ -77,14 +77,15 @@ def main() -> None:
     ])
 
 
-def paired_by_seed(results: dict[str, dict], dataset: str, metric: str) -> list[str]:
+def paired_by_seed(results: dict[str, Trained], dataset: str, metric: str) -> list[str]:
     """Each variant against the full model seed by seed (same seed: same data order and initialisation)."""
-    full = {seed: m[dataset][metric] for seed, m in results["egmf"]["test_by_seed"].items()}
+    full = {seed: m[metric] for seed, m in results["egmf"].result.scores_by_seed(dataset).items()}
     lines = [f"Seed by seed against the full model ({metric.replace('_', ' ')}, variant minus full):", ""]
-    for name, r in results.items():
+    for name, t in results.items():
         if name == "egmf":
             continue
-        diffs = [r["test_by_seed"][seed][dataset][metric] - full[seed] for seed in full if seed in r["test_by_seed"]]
+        mine = t.result.scores_by_seed(dataset)
+        diffs = [mine[seed][metric] - full[seed] for seed in full if seed in mine]
         verdict = ("below on every seed" if all(d < 0 for d in diffs) else
                    "above on every seed" if all(d > 0 for d in diffs) else "changes sign between seeds")
         lines.append(f"- {name}: {', '.join(f'{d:+.4f}' for d in diffs)} ({verdict})")

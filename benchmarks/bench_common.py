@@ -7,6 +7,7 @@ imported by ``tests/``.
 
 from __future__ import annotations
 
+import copy
 import os
 import platform
 import resource
@@ -14,12 +15,20 @@ import shlex
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+import pandas as pd
+
+from egmf.atomic import write_text_atomic
+from egmf.experiments.result import RunResult
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 SHARED = REPO.parent / "shared" / "data"
+# The ERC columns of the benchmark tables, in the order DESIGN.md quotes them.
+ERC_COLUMNS = {"weighted_f1": "weighted F1", "macro_f1": "macro F1", "accuracy": "accuracy"}
 
 
 def machine() -> str:
@@ -78,86 +87,66 @@ class Section:
             f"- wall time: {wall:.0f} s; load average at start {self.load_at_start} (other jobs share the cores)",
             *[f"- {n}" for n in notes or []], "",
         ]
-        RESULTS.mkdir(parents=True, exist_ok=True)
         path = RESULTS / f"{self.name}.md"
-        path.write_text("\n".join(head + self.lines) + "\n", encoding="utf-8")
+        write_text_atomic(path, "\n".join(head + self.lines) + "\n")
         print(f"wrote {path} ({wall:.0f} s)", flush=True)
         return path
 
 
-def train_models(base: dict, models: dict[str, list[str]], out: Path, seeds: list[int]) -> dict[str, dict]:
-    """Train each model (a name -> overrides of ``base``) with the one trainer; finished runs are reused.
+@dataclass
+class Trained:
+    """One model of a sweep: its run (``egmf.experiments.result.RunResult``) and how this call got it."""
 
-    Returns ``{model: {"summary": {dataset: {metric: {mean, std}}}, "train_seconds": float, "steps": int}}``.
-    """
+    result: RunResult
+    reused: bool  # every seed read back from a finished run folder of an earlier call
+    wall: float  # seconds this call spent on it
+
+
+def train_models(base: dict, models: dict[str, list[str]], out: Path, seeds: list[int]) -> dict[str, Trained]:
+    """Train each model (a name -> overrides of ``base``) with the one trainer; finished runs are reused."""
     from egmf.config import config_from_dict
-    from egmf.evaluation.ablation import run_or_reuse
+    from egmf.experiments.ablation import run_or_reuse
     from egmf.typed_config import apply_overrides
 
     results = {}
     for name, overrides in models.items():
-        data = apply_overrides(_copy(base), [*overrides, f"output_dir={out}", f"name={name}"])
+        data = apply_overrides(copy.deepcopy(base), [*overrides, f"output_dir={out}", f"name={name}"])
         cfg = config_from_dict(data)
         print(f"== {name}: {' '.join(overrides) or 'base'}", flush=True)
         started = time.perf_counter()
         result, reused = run_or_reuse(cfg, seeds)
-        per_seed = list(result["seeds"].values())
-        training = [m.get("training", {}) for m in per_seed]
-        results[name] = {
-            "summary": _summary(per_seed),
-            "train_seconds": sum(t.get("train_seconds", 0.0) for t in training) / len(training),
-            "steps": max(t.get("steps", 0) for t in training), "seeds": len(per_seed),
-            "test_by_seed": {seed: m["test"] for seed, m in result["seeds"].items()},
-            "wall": time.perf_counter() - started, "reused": reused, "run_dir": str(cfg.run_dir),
-            # the train split's majority label scored on test, as evaluate_splits adds it
-            "baseline": {d: m.get("baseline", {}) for d, m in next(iter(per_seed))["test"].items()},
-        }
-        print(f"   {name}: {results[name]['summary']}", flush=True)
+        results[name] = Trained(result, reused, time.perf_counter() - started)
+        print(f"   {name}: {result.summary}", flush=True)
     return results
 
 
-def _summary(per_seed) -> dict:
-    from egmf.evaluation.aggregate import aggregate_seeds
+def erc_rows(results: dict[str, Trained], dataset: str, descriptions: dict[str, str], majority: bool = False) -> list[str]:
+    """A markdown table ``model | what | w-F1 | macro-F1 | Acc | steps | seeds | train s`` (fractions, 4 decimals).
 
-    by_dataset: dict[str, list] = {}
-    for m in per_seed:
-        for dataset, metrics in m["test"].items():
-            by_dataset.setdefault(dataset, []).append(metrics)
-    return {d: aggregate_seeds(ms) for d, ms in by_dataset.items()}
-
-
-def _copy(d):
-    import copy
-
-    return copy.deepcopy(d)
-
-
-def erc_rows(results: dict[str, dict], dataset: str, descriptions: dict[str, str], majority: bool = False) -> list[str]:
-    """Markdown rows ``| model | what | w-F1 | macro-F1 | Acc | steps | seeds | train s |`` (fractions, 4 decimals).
-
-    Over several seeds a cell is ``mean ± std``; ``majority`` adds the train split's majority label as a last row.
+    Over several seeds a cell is ``mean ± std``; ``majority`` adds the train split's majority label (scored on
+    test, as ``evaluate_splits`` adds it) as a last row.
     """
-    rows = ["| model | what it is | weighted F1 | macro F1 | accuracy | steps | seeds | train s |",
-            "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for name, r in results.items():
-        m = r["summary"][dataset]
+    from egmf.evaluation.aggregate import format_cell, to_markdown
 
-        def cell(key):
-            stat = m[key]
-            return f"{stat['mean']:.4f}" + (f" ± {stat['std']:.4f}" if r["seeds"] > 1 else "")
-
-        rows.append(f"| {name} | {descriptions.get(name, '')} | {cell('weighted_f1')} | {cell('macro_f1')} | "
-                    f"{cell('accuracy')} | {r['steps']} | {r['seeds']} | {r['train_seconds']:.0f} |")
-    base = next(iter(results.values()))["baseline"].get(dataset, {}) if majority else {}
+    rows = []
+    for name, t in results.items():
+        r = t.result
+        m, several = r.summary[dataset], len(r.seeds) > 1
+        rows.append({"model": name, "what it is": descriptions.get(name, ""),
+                     **{h: format_cell(m[k], percent=False, std=several) for k, h in ERC_COLUMNS.items()},
+                     "steps": str(r.steps), "seeds": str(len(r.seeds)), "train s": f"{r.train_seconds:.0f}"})
+    first = next(iter(results.values())).result
+    base = next(iter(first.seeds.values())).baseline(dataset) if majority else {}
     if base:
-        rows.append(f"| majority label of train | trivial baseline | {base['weighted_f1']:.4f} | "
-                    f"{base['macro_f1']:.4f} | {base['accuracy']:.4f} | - | - | - |")
-    return rows
+        rows.append({"model": "majority label of train", "what it is": "trivial baseline",
+                     **{h: format_cell(base[k], percent=False) for k, h in ERC_COLUMNS.items()},
+                     "steps": "-", "seeds": "-", "train s": "-"})
+    return to_markdown(pd.DataFrame(rows), labels=2).splitlines()
 
 
-def reuse_note(results: dict[str, dict]) -> str:
+def reuse_note(results: dict[str, Trained]) -> str:
     """Say which rows were read back from finished run folders, so the wall time is not read as theirs."""
-    reused = [name for name, r in results.items() if r["reused"]]
+    reused = [name for name, t in results.items() if t.reused]
     if not reused:
         return "every row trained (at least one of its seeds) by this call"
     return (f"{len(reused)} of {len(results)} rows read back from finished run folders of earlier calls "

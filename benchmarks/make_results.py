@@ -14,6 +14,8 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+from egmf.atomic import write_text_atomic
+
 ROOT = Path(__file__).resolve().parent
 # (results file stem, the script that writes it, what it measures) in reading order.
 SECTIONS = [
@@ -63,7 +65,7 @@ def _anchor(title: str) -> str:
 
 def main() -> None:
     out = ROOT / "RESULTS.md"
-    out.write_text(assemble(), encoding="utf-8")
+    write_text_atomic(out, assemble())
     print(f"wrote {out}", file=sys.stderr)
 
 

@@ -145,7 +145,7 @@ def main() -> None:
             overrides[m].append("model.text_source=sentence")  # no LLM: a MiniLM sentence vector is their text
     seeds = [int(s) for s in args.seeds.split(",")]
     results = train_models(base, overrides, args.work / "runs" / tag, seeds)
-    dataset = next(iter(next(iter(results.values()))["summary"]))
+    dataset = next(iter(results.values())).result.datasets[0]
     section.add(*erc_rows(results, dataset, DESCRIPTIONS, majority=True))
     section.add("", f"Run folders (configs, checkpoints, predictions): `{args.work / 'runs' / tag}`.")
     section.write([

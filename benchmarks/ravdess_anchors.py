@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from egmf.atomic import write_text_atomic
+
 EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry", "06": "fearful",
             "07": "disgust", "08": "surprised"}
 STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
@@ -59,6 +61,19 @@ def score(clf, x_tr, y_tr, x_te, y_te) -> dict[str, float]:
     clf.fit(x_tr, y_tr)
     pred = clf.predict(x_te)
     return {"accuracy": accuracy_score(y_te, pred), "weighted_f1": f1_score(y_te, pred, average="weighted")}
+
+
+def anchor_table(rows: list[tuple[str, dict]], majority: str, majority_accuracy: float) -> str:
+    """``anchor | accuracy | weighted F1`` (fractions, 4 decimals), the test actors' majority class last."""
+    import pandas as pd
+
+    from egmf.evaluation.aggregate import format_cell, to_markdown
+
+    records = [{"anchor": n, "accuracy": format_cell(m["accuracy"], percent=False),
+                "weighted F1": format_cell(m["weighted_f1"], percent=False)} for n, m in rows]
+    records.append({"anchor": f"majority class of the test actors ({majority})",
+                    "accuracy": format_cell(majority_accuracy, percent=False), "weighted F1": "-"})
+    return to_markdown(pd.DataFrame(records), labels=1)
 
 
 def main() -> None:
@@ -127,14 +142,11 @@ def main() -> None:
         f"({len(test)} clips); {report['counts']['failed']} extraction failures",
         f"- features: `egmf extract` (`egmf.features`), settings {report['settings']}",
         f"- the extracted custom-format dataset: `{args.out}` (loads with `load_dataset('custom', ...)`)", "",
-        "| anchor | accuracy | weighted F1 |", "|---|---|---|",
+        *anchor_table(rows, majority, y_te.count(majority) / len(y_te)).splitlines(),
     ]
-    lines += [f"| {n} | {m['accuracy']:.4f} | {m['weighted_f1']:.4f} |" for n, m in rows]
-    lines += [f"| majority class of the test actors ({majority}) | {y_te.count(majority) / len(y_te):.4f} | - |",
-              "", "DESIGN.md's anchors (8 train / 8 test actors, a larger split than this one): eGeMAPS + SVM "
+    lines += ["", "DESIGN.md's anchors (8 train / 8 test actors, a larger split than this one): eGeMAPS + SVM "
               "about 0.44 accuracy, Whisper tiny.en + LR about 0.64.", ""]
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text("\n".join(lines), encoding="utf-8")
+    write_text_atomic(args.results, "\n".join(lines))
     print(f"wrote {args.results} in {wall:.0f} s", flush=True)
 
 

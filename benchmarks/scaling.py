@@ -6,7 +6,7 @@
 1. K in {1, 4, 8, 16}: median seconds of one training step (batch 8; forward, backward, clip, AdamW) and
    of constrained prediction of 32 utterances, with the embedded SmolLM2 (bf16 autocast, LoRA r=8), on
    generated MELD-format data. Each K is a fresh model; the first ``--warmup`` steps are not timed.
-2. dataset size N in {64, 128, 256, 512} train utterances: one epoch through ``egmf.training.run.run``
+2. dataset size N in {64, 128, 256, 512} train utterances: one epoch through ``egmf.experiments.run.run``
    (the trainer as ``egmf train`` runs it, K=4), with a fixed 32-utterance valid and test split; the
    training seconds (the epoch, its valid evaluation and checkpoint saves) and seconds per train utterance.
 
@@ -44,7 +44,7 @@ def k_sweep(ks, backend, data_dir, steps, warmup, smoke) -> list[str]:
 
 def size_sweep(sizes, backend, data_dir, out, smoke) -> list[str]:
     from egmf.config import config_from_dict
-    from egmf.training.run import run
+    from egmf.experiments.run import run
 
     rows = ["| train utterances | steps (1 epoch) | training s | s per utterance | wall s (incl. test eval) |",
             "|---:|---:|---:|---:|---:|"]
@@ -62,7 +62,7 @@ def size_sweep(sizes, backend, data_dir, out, smoke) -> list[str]:
         t = time.perf_counter()
         result = run(cfg)
         wall = time.perf_counter() - t
-        info = next(iter(result["seeds"].values()))["training"]
+        info = next(iter(result.seeds.values())).training
         rows.append(f"| {n} | {info['steps']} | {info['train_seconds']:.1f} | {info['train_seconds'] / n:.3f} | {wall:.1f} |")
         print(rows[-1], flush=True)
     return rows

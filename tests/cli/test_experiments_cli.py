@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import yaml
@@ -50,7 +52,7 @@ def test_ablate_runs_the_chosen_variants_into_one_table(setup):
     result = runner.invoke(app, ["ablate", "--config", str(config), "--only", "full,mult", "--name", "abl"])
     assert result.exit_code == 0, result.output
     table = root / "runs" / "abl" / "ablation.md"
-    assert table.is_file() and "| mult | model.name=mult |" in result.output
+    assert table.is_file() and re.search(r"\| mult +\| model\.name=mult +\|", result.output)
     assert (root / "runs" / "abl" / "ablation_full" / "seed_1111" / "metrics.json").is_file()
     again = runner.invoke(app, ["ablate", "--config", str(config), "--only", "full", "--name", "abl"])
     assert again.exit_code == 0 and "[full] finished before: results read from" in again.output
@@ -70,8 +72,9 @@ def test_transfer_writes_the_table_both_ways(setup):
     assert result.exit_code == 0, result.output
     out = root / "runs" / "smoke_transfer"
     assert (out / "transfer.csv").is_file()
-    assert "| meld -> cherma | cross-lingual | text (8-d), audio (6-d), vision (5-d) | 6 |" in result.output
-    assert "| cherma -> meld | cross-lingual |" in result.output
+    assert re.search(r"\| meld -> cherma +\| cross-lingual +\| text \(8-d\), audio \(6-d\), vision \(5-d\) +\| +6 \|",
+                     result.output)
+    assert re.search(r"\| cherma -> meld +\| cross-lingual +\|", result.output)
 
 
 def test_transfer_between_kinds_is_a_clean_error(setup, tmp_path):

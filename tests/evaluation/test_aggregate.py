@@ -5,9 +5,19 @@ from __future__ import annotations
 import csv
 import math
 
+import pandas as pd
 import pytest
 
-from egmf.evaluation.aggregate import aggregate_seeds, flatten_metrics, format_table, results_table, write_results_csv
+from egmf.evaluation.aggregate import (
+    aggregate_seeds,
+    flatten_metrics,
+    format_cell,
+    format_table,
+    is_percent,
+    results_table,
+    to_markdown,
+    write_results_csv,
+)
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -83,26 +93,49 @@ def test_write_results_csv_layout(tmp_path):
     assert sorted(p.name for p in path.parent.iterdir()) == ["results.csv"]  # no temporary file left
 
 
+def cells(table: str) -> list[list[str]]:
+    """A markdown table's rows as stripped cells (the alignment row included), whatever the padding."""
+    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in table.splitlines()]
+
+
+def test_format_cell_percent_raw_mean_std_and_absent():
+    assert format_cell(0.8376, percent=True) == "83.76"
+    assert format_cell(0.531, percent=False) == "0.5310"
+    assert format_cell({"mean": 0.82, "std": 0.02}, percent=True) == "82.00 ± 2.00"
+    assert format_cell({"mean": 0.82, "std": 0.02}, percent=False, std=False) == "0.8200"  # one seed: the mean
+    assert format_cell({"mean": math.nan, "std": math.nan}, percent=False) == "nan ± nan"
+    assert format_cell(None, percent=True) == "-" and format_cell("x", percent=True) == "-"
+    assert [is_percent(k) for k in ("accuracy", "mae", "corr", "loss")] == [True, False, False, False]
+
+
+def test_to_markdown_aligns_names_left_and_numbers_right_and_keeps_cells_as_given():
+    df = pd.DataFrame({"model": ["a", "bb"], "steps": ["15.0", "2"], "F1": ["0.5000", "-"]})
+    table = cells(to_markdown(df, labels=1))
+    assert table[0] == ["model", "steps", "F1"]
+    assert table[1][0].startswith(":-") and all(c.endswith("-:") for c in table[1][1:])
+    assert table[2:] == [["a", "15.0", "0.5000"], ["bb", "2", "-"]]  # "15.0" is not re-parsed into "15"
+
+
 def test_format_table_single_run_mosi():
     m = {"acc2_has0": 0.8376, "acc2_non0": 0.8515, "f1_has0": 0.8382, "f1_non0": 0.849, "acc7": 0.5387,
          "acc5": 0.55, "acc3": 0.6, "mae": 0.531, "corr": 0.765}
-    lines = format_table(m, "mosi").splitlines()
-    assert lines[0] == "| Acc-2 has0 | Acc-2 non0 | F1 has0 | F1 non0 | Acc-7 | Acc-5 | Acc-3 | MAE | Corr |"
-    assert lines[1] == "| " + " | ".join(["---:"] * 9) + " |"
-    assert lines[2] == "| 83.76 | 85.15 | 83.82 | 84.90 | 53.87 | 55.00 | 60.00 | 0.5310 | 0.7650 |"
+    table = cells(format_table(m, "mosi"))
+    assert table[0] == ["Acc-2 has0", "Acc-2 non0", "F1 has0", "F1 non0", "Acc-7", "Acc-5", "Acc-3", "MAE", "Corr"]
+    assert all(c.endswith("-:") for c in table[1]) and len(table[1]) == 9
+    assert table[2] == ["83.76", "85.15", "83.82", "84.90", "53.87", "55.00", "60.00", "0.5310", "0.7650"]
 
 
 def test_format_table_aggregated_and_named_rows():
     agg = aggregate_seeds([{"acc2": 0.80, "f1": 0.81, "acc3": 0.6, "acc5": 0.5, "mae": 0.3, "corr": math.nan},
                            {"acc2": 0.84, "f1": 0.83, "acc3": 0.6, "acc5": 0.5, "mae": 0.2, "corr": math.nan}])
-    row = format_table(agg, "sims").splitlines()[2]
+    row = cells(format_table(agg, "sims"))[2]
     # acc2 mean 0.82 std 0.02 ; mae mean 0.25 std 0.05 ; corr NaN
-    assert row == "| 82.00 ± 2.00 | 82.00 ± 1.00 | 60.00 ± 0.00 | 50.00 ± 0.00 | 0.2500 ± 0.0500 | nan ± nan |"
-    table = format_table({"EGMF": {"accuracy": 0.5, "weighted_f1": 0.45, "macro_f1": 0.3},
-                          "majority": {"accuracy": 0.48, "weighted_f1": 0.313}}, "erc").splitlines()
-    assert table[0] == "| run | Acc | w-F1 | macro-F1 |"
-    assert table[1] == "| --- | ---: | ---: | ---: |"
-    assert table[2:] == ["| EGMF | 50.00 | 45.00 | 30.00 |", "| majority | 48.00 | 31.30 | - |"]
+    assert row == ["82.00 ± 2.00", "82.00 ± 1.00", "60.00 ± 0.00", "50.00 ± 0.00", "0.2500 ± 0.0500", "nan ± nan"]
+    table = cells(format_table({"EGMF": {"accuracy": 0.5, "weighted_f1": 0.45, "macro_f1": 0.3},
+                                "majority": {"accuracy": 0.48, "weighted_f1": 0.313}}, "erc"))
+    assert table[0] == ["run", "Acc", "w-F1", "macro-F1"]
+    assert table[1][0].startswith(":-") and all(c.endswith("-:") for c in table[1][1:])
+    assert table[2:] == [["EGMF", "50.00", "45.00", "30.00"], ["majority", "48.00", "31.30", "-"]]
 
 
 def test_format_table_unknown_family():

@@ -12,7 +12,7 @@ import torch
 from egmf.config import config_from_dict
 from egmf.errors import DataFormatError, RunFolderExistsError
 from egmf.training import checkpoint as ckpt
-from egmf.training.run import run
+from egmf.experiments.run import run
 
 from .conftest import make_config, run_config_dict
 
@@ -28,7 +28,7 @@ def test_a_run_writes_every_artefact_and_learns(tiny_data, tmp_path):
     assert (seed_dir / "tensorboard").is_dir()
     for which in ("best", "last"):
         assert (seed_dir / "checkpoints" / which / ckpt.WEIGHTS).is_file()
-    test = result["seeds"][1111]["test"]
+    test = result.seeds[1111].test
     assert 0 <= test["meld"]["weighted_f1"] <= 1 and test["meld"]["baseline"]["weighted_f1"] > 0
     assert 0 < test["mosei"]["mae"] < 3 and -1 <= test["mosei"]["corr"] <= 1
     losses = [json.loads(x)["loss"] for x in (seed_dir / "train_log.jsonl").read_text().splitlines() if '"loss"' in x]
@@ -60,20 +60,20 @@ def test_early_stopping_stops_when_valid_stops_improving(tiny_data, tmp_path):
     # A learning rate this small cannot move the valid metric: the second evaluation is no better.
     cfg = make_config(tiny_data, tmp_path, epochs=10, patience=1, lr_fusion=1e-12, warmup_ratio=0.0)
     result = run(cfg)
-    steps_per_epoch = result["seeds"][1111]["training"]["steps"] // 2
-    assert result["seeds"][1111]["training"]["steps"] == 2 * steps_per_epoch
-    assert result["seeds"][1111]["training"]["best_step"] == steps_per_epoch
+    steps_per_epoch = result.seeds[1111].steps // 2
+    assert result.seeds[1111].steps == 2 * steps_per_epoch
+    assert result.seeds[1111].training["best_step"] == steps_per_epoch
 
 
 def test_several_seeds_give_mean_and_std_rows(tiny_data, tmp_path):
     result = run(make_config(tiny_data, tmp_path, epochs=1), seeds=[1111, 1112])
-    assert set(result["seeds"]) == {1111, 1112}
+    assert set(result.seeds) == {1111, 1112}
     with open(tmp_path / "t" / "results_meld.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert [r["seed"] for r in rows] == ["1111", "1112", "mean", "std"]
     f1 = [float(r["weighted_f1"]) for r in rows]
     assert f1[2] == pytest.approx((f1[0] + f1[1]) / 2)
-    assert result["summary"]["meld"]["weighted_f1"]["mean"] == pytest.approx(f1[2])
+    assert result.summary["meld"]["weighted_f1"]["mean"] == pytest.approx(f1[2])
 
 
 def test_an_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
@@ -142,7 +142,7 @@ def test_resume_after_a_kill_between_the_renames_continues_from_the_previous_sav
     resumed = run(cfg, resume=True)
     out = capsys.readouterr().out
     assert "restored" in out and "resumed from" in out and "training from step 0" not in out
-    assert resumed["seeds"][1111]["test"] == straight["seeds"][1111]["test"]
+    assert resumed.seeds[1111].test == straight.seeds[1111].test
 
 
 def test_resume_without_a_checkpoint_says_it_starts_over(tiny_data, tmp_path, capsys):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 
 import typer
 from rich.console import Console
@@ -14,9 +13,6 @@ from egmf.errors import EGMFError
 
 console = Console()
 err_console = Console(stderr=True)
-
-# Metrics shown as percents (the way papers print them); the rest (MAE, Corr) stay raw.
-_RAW = {"mae", "corr", "loss"}
 
 
 def fail_cleanly(fn):
@@ -34,18 +30,10 @@ def fail_cleanly(fn):
     return wrapper
 
 
-def format_value(key: str, value) -> str:
-    if isinstance(value, dict) and {"mean", "std"} <= set(value):
-        return f"{format_value(key, value['mean'])} ± {format_value(key, value['std'])}"
-    if not isinstance(value, (int, float)):
-        return str(value)
-    if math.isnan(value):
-        return "nan"
-    return f"{value:.4f}" if key in _RAW else f"{100 * value:.2f}"
-
-
 def print_metrics(title: str, metrics: dict, baseline: dict | None = None) -> None:
     """A table of scalar metrics (accuracies and F1 in percent), with a baseline column when given."""
+    from egmf.evaluation.aggregate import format_cell, is_percent  # pandas: loaded when a table is printed
+
     baseline = baseline if baseline is not None else metrics.get("baseline")
     table = Table(title=title, title_justify="left")
     table.add_column("metric")
@@ -55,8 +43,8 @@ def print_metrics(title: str, metrics: dict, baseline: dict | None = None) -> No
     for key, value in metrics.items():
         if key == "baseline" or not isinstance(value, (int, float, dict)) or (isinstance(value, dict) and "mean" not in value):
             continue
-        row = [key, format_value(key, value)]
+        row = [key, format_cell(value, is_percent(key))]
         if baseline:
-            row.append(format_value(key, baseline.get(key, float("nan"))))
+            row.append(format_cell(baseline.get(key, float("nan")), is_percent(key)))
         table.add_row(*row)
     console.print(table)

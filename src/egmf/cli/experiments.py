@@ -45,7 +45,7 @@ def ablate(
 ) -> None:
     """Run the ablations (experts, gating levels, K, LoRA rank, baselines) and write one table."""
     from egmf.errors import ConfigError
-    from egmf.evaluation.ablation import VARIANTS, run_ablations
+    from egmf.experiments.ablation import VARIANTS, run_ablations
 
     if list_:
         for variant, overrides in VARIANTS.items():
@@ -78,7 +78,7 @@ def transfer(
     """Train on one language's dataset, evaluate on the other's (answers mapped), and the reverse."""
     from egmf.config import DatasetEntry, load_config
     from egmf.errors import ConfigError
-    from egmf.evaluation.transfer import run_transfer
+    from egmf.experiments.transfer import run_transfer
     from egmf.typed_config import apply_overrides
 
     cfg = _base_config(config, set_, name, output)

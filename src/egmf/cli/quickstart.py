@@ -88,7 +88,7 @@ def quickstart(
     from egmf.evaluation.report import mean_gates
     from egmf.training import checkpoint as ckpt
     from egmf.training.data import load_training_data
-    from egmf.training.run import run
+    from egmf.experiments.run import run
 
     data_dir = out / "data"
     console.rule("[bold]1. data")
@@ -99,13 +99,12 @@ def quickstart(
 
     console.rule("[bold]2. train EGMF (one model, both tasks)")
     result = run(cfg)
-    seed = next(iter(result["seeds"]))
-    metrics = result["seeds"][seed]
-    seed_dir = Path(result["run_dir"]) / f"seed_{seed}"
+    seed, first = next(iter(result.seeds.items()))
+    seed_dir = result.run_dir / f"seed_{seed}"
 
     console.rule("[bold]3. test metrics (model against the trivial baseline)")
     verdicts = []
-    for dataset, m in metrics["test"].items():
+    for dataset, m in first.test.items():
         print_metrics(f"{dataset} (test)", m)
         verdicts.append(_verdict(dataset, m))
     for line in verdicts:

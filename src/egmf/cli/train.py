@@ -32,7 +32,7 @@ def train(
 ) -> None:
     """Train (and evaluate) a model from a config."""
     from egmf.config import load_config
-    from egmf.training.run import run
+    from egmf.experiments.run import run
 
     overrides = list(set_)
     if model:
@@ -43,10 +43,10 @@ def train(
         overrides.append(f"output_dir={output}")
     cfg = load_config(config, overrides)
     result = run(cfg, seeds, resume=resume)
-    if result["summary"]:
-        console.print(f"[bold]run folder[/bold] {result['run_dir']}")
-        for dataset, summary in result["summary"].items():
-            print_metrics(f"{dataset}: test, mean ± std over {len(result['seeds'])} seed(s)", summary)
+    if result.main_process:  # the other processes of a multi-process launch stay quiet
+        console.print(f"[bold]run folder[/bold] {result.run_dir}")
+        for dataset, summary in result.summary.items():
+            print_metrics(f"{dataset}: test, mean ± std over {len(result.seeds)} seed(s)", summary)
 
 
 @fail_cleanly

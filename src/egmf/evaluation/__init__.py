@@ -1,10 +1,18 @@
-"""Metrics exactly as papers report them, aggregation over seeds, result tables, plots.
+"""Metrics exactly as papers report them, aggregation over seeds, result tables (one cell formatter), plots.
 
 ``plots`` is imported on demand (``from egmf.evaluation.plots import ...``) so that computing metrics
 never pays for importing matplotlib.
 """
 
-from egmf.evaluation.aggregate import aggregate_seeds, flatten_metrics, format_table, results_table, write_results_csv
+from egmf.evaluation.aggregate import (
+    aggregate_seeds,
+    flatten_metrics,
+    format_cell,
+    format_table,
+    results_table,
+    to_markdown,
+    write_results_csv,
+)
 from egmf.evaluation.metrics import (
     MAIN_METRIC,
     MetricWarning,
@@ -24,6 +32,7 @@ __all__ = [
     "compute_metrics",
     "erc_metrics",
     "flatten_metrics",
+    "format_cell",
     "format_table",
     "is_improvement",
     "main_metric",
@@ -31,5 +40,6 @@ __all__ = [
     "pearson",
     "results_table",
     "sims_metrics",
+    "to_markdown",
     "write_results_csv",
 ]

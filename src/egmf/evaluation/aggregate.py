@@ -1,4 +1,4 @@
-"""Results over several seeds: mean and std per metric, the results CSV, and a console/markdown table.
+"""Results over several seeds: mean and std per metric, the results CSV, and the one table path.
 
 MMSA runs 5 seeds (1111..1115) and reports ``np.mean`` and ``np.std`` of each metric, i.e. the
 *population* std (``ddof=0``), not the sample std. We do the same so our numbers compare with MMSA's
@@ -6,21 +6,24 @@ tables; with 5 seeds the sample std is sqrt(5/4) = 1.118 times larger.
 
 MMSA's CSV holds one row per model with ``(mean, std)`` tuples in percent. Ours keeps every seed: one row
 per seed, then a ``mean`` row and a ``std`` row, with values as fractions (0.8512) at full precision, so a
-script can read it back; :func:`format_table` is where percents and rounding happen.
+script can read it back; :func:`format_cell` is where percents and rounding happen.
+
+Every table EGMF writes (the metric tables here and in ``egmf train``'s console output, the ablation and
+transfer tables, the benchmark sections) is a DataFrame of cells from :func:`format_cell`, rendered by
+:func:`to_markdown` and saved with :func:`write_csv` / ``egmf.atomic``.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from egmf.atomic import atomic_file
 from egmf.evaluation.metrics import FAMILY_KEYS
 
 # Keys left out of tables and CSVs by default: counts and the confusion matrix are not per-seed scores.
@@ -93,52 +96,38 @@ def write_results_csv(
 ) -> Path:
     """Write :func:`results_table` to ``path`` (UTF-8), with a leading ``model`` column when ``model`` is given.
 
-    The file is written to a temporary name and renamed, so a crash never leaves half a CSV.
+    Written atomically (``egmf.atomic``), so a crash never leaves half a CSV.
     """
-    path = Path(path)
     df = results_table(per_seed, summary=summary)
     if model is not None:
         df.insert(0, "model", model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            df.to_csv(fh, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_csv(df, path)
+
+
+def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
+    """``df`` as a UTF-8 CSV without the index, written atomically."""
+    with atomic_file(path, newline="") as fh:
+        df.to_csv(fh, index=False)
+    return Path(path)
 
 
 # --------------------------------------------------------------------------------------------- the table
-# (key, header, percent?) per family, in the order papers print them.
-TABLE_COLUMNS: dict[str, tuple[tuple[str, str, bool], ...]] = {
-    "mosi": (
-        ("acc2_has0", "Acc-2 has0", True),
-        ("acc2_non0", "Acc-2 non0", True),
-        ("f1_has0", "F1 has0", True),
-        ("f1_non0", "F1 non0", True),
-        ("acc7", "Acc-7", True),
-        ("acc5", "Acc-5", True),
-        ("acc3", "Acc-3", True),
-        ("mae", "MAE", False),
-        ("corr", "Corr", False),
-    ),
-    "sims": (
-        ("acc2", "Acc-2", True),
-        ("f1", "F1", True),
-        ("acc3", "Acc-3", True),
-        ("acc5", "Acc-5", True),
-        ("mae", "MAE", False),
-        ("corr", "Corr", False),
-    ),
-    "erc": (
-        ("accuracy", "Acc", True),
-        ("weighted_f1", "w-F1", True),
-        ("macro_f1", "macro-F1", True),
-    ),
+# Metrics printed raw (4 decimals); every other score is a fraction printed as a percent (2 decimals).
+RAW_METRICS = frozenset({"mae", "corr", "loss"})
+
+# key -> header per family, in the order papers print them.
+TABLE_COLUMNS: dict[str, dict[str, str]] = {
+    "mosi": {
+        "acc2_has0": "Acc-2 has0", "acc2_non0": "Acc-2 non0", "f1_has0": "F1 has0", "f1_non0": "F1 non0",
+        "acc7": "Acc-7", "acc5": "Acc-5", "acc3": "Acc-3", "mae": "MAE", "corr": "Corr",
+    },
+    "sims": {"acc2": "Acc-2", "f1": "F1", "acc3": "Acc-3", "acc5": "Acc-5", "mae": "MAE", "corr": "Corr"},
+    "erc": {"accuracy": "Acc", "weighted_f1": "w-F1", "macro_f1": "macro-F1"},
 }
+
+
+def is_percent(key: str) -> bool:
+    return key not in RAW_METRICS
 
 
 def _fmt(value: float, percent: bool) -> str:
@@ -147,10 +136,36 @@ def _fmt(value: float, percent: bool) -> str:
     return f"{value * 100:.2f}" if percent else f"{value:.4f}"
 
 
-def _cell(value: Any, percent: bool) -> str:
+def format_cell(value: Any, percent: bool, std: bool = True) -> str:
+    """The one table cell: a number, or ``mean ± std`` of an :func:`aggregate_seeds` entry (``std=False``
+    prints the mean alone, for one seed); percent with 2 decimals or raw with 4; ``-`` when absent."""
     if isinstance(value, Mapping) and "mean" in value:
-        return f"{_fmt(value['mean'], percent)} ± {_fmt(value.get('std', math.nan), percent)}"
+        mean = _fmt(value["mean"], percent)
+        return f"{mean} ± {_fmt(value.get('std', math.nan), percent)}" if std else mean
     return _fmt(value, percent) if _is_number(value) else "-"
+
+
+def metric_cells(metrics: Mapping[str, Any], family: str) -> dict[str, str]:
+    """``{header: cell}`` of a family's table columns (one run's metrics or an aggregate)."""
+    return {header: format_cell(metrics.get(key), is_percent(key)) for key, header in _columns(family).items()}
+
+
+def metric_numbers(summary: Mapping[str, Mapping[str, float]], family: str) -> dict[str, float]:
+    """``{key_mean, key_std}`` of a family's columns in an aggregate, unrounded (the CSV beside a table)."""
+    return {f"{k}_{s}": summary[k][s] for k in _columns(family) if k in summary for s in ("mean", "std")}
+
+
+def _columns(family: str) -> dict[str, str]:
+    if family not in TABLE_COLUMNS:
+        raise ValueError(f"unknown family {family!r}; valid choices: {sorted(TABLE_COLUMNS)}")
+    return TABLE_COLUMNS[family]
+
+
+def to_markdown(df: pd.DataFrame, labels: int = 1) -> str:
+    """``df`` as a markdown table: the first ``labels`` columns (names) left-aligned, the rest (numbers)
+    right-aligned; cells are printed as given (pre-formatted strings are never re-parsed as numbers)."""
+    align = ["left"] * labels + ["right"] * (len(df.columns) - labels)
+    return df.astype(str).to_markdown(index=False, colalign=align, disable_numparse=True)
 
 
 def format_table(metrics: Mapping[str, Any], family: str) -> str:
@@ -159,18 +174,15 @@ def format_table(metrics: Mapping[str, Any], family: str) -> str:
     ``metrics`` is one run's metrics, an :func:`aggregate_seeds` result (cells read ``mean ± std``), or
     named rows ``{"EGMF": metrics, "majority": metrics}`` of either kind (a first column holds the names).
     """
-    if family not in TABLE_COLUMNS:
-        raise ValueError(f"format_table: unknown family {family!r}; valid choices: {sorted(TABLE_COLUMNS)}")
-    cols = TABLE_COLUMNS[family]
-    is_row = any(k in metrics for k in FAMILY_KEYS[family])
-    rows = {"": metrics} if is_row else dict(metrics)
-    named = not is_row
-    header = (["run"] if named else []) + [h for _, h, _ in cols]
-    align = (["---"] if named else []) + ["---:"] * len(cols)
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
+    try:
+        keys = FAMILY_KEYS[family]
+    except KeyError:
+        raise ValueError(f"format_table: unknown family {family!r}; valid choices: {sorted(TABLE_COLUMNS)}") from None
+    named = not any(k in metrics for k in keys)
+    rows = dict(metrics) if named else {"": metrics}
+    records = []
     for name, row in rows.items():
         if not isinstance(row, Mapping):
             raise ValueError(f"format_table: row {name!r} is not a metrics mapping")
-        cells = ([str(name)] if named else []) + [_cell(row.get(k), pct) for k, _, pct in cols]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        records.append(({"run": str(name)} if named else {}) | metric_cells(row, family))
+    return to_markdown(pd.DataFrame.from_records(records), labels=1 if named else 0)

@@ -1,4 +1,4 @@
-"""``egmf.evaluation.transfer``: the answer mappings (golden values), the feature policy, and transfer end to end."""
+"""``egmf.experiments.transfer``: the answer mappings (golden values), the feature policy, and transfer end to end."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from egmf.config import DatasetEntry, config_from_dict
 from egmf.data.schema import CHERMA_EMOTIONS, MELD_EMOTIONS, MELD_SENTIMENTS, DatasetInfo, Sample
 from egmf.errors import ConfigError
-from egmf.evaluation.transfer import adapt_samples, answer_mapper, label_map, rescale, run_transfer
+from egmf.experiments.transfer import adapt_samples, answer_mapper, label_map, rescale, run_transfer
 
 MELD = DatasetInfo("meld", "erc", "en", labels=MELD_EMOTIONS, metric_family="erc")
 CHERMA = DatasetInfo("cherma", "erc", "zh", labels=CHERMA_EMOTIONS, metric_family="erc")
@@ -133,7 +133,7 @@ def erc_transfer(tmp_path_factory):
     return rows, out
 
 
-def test_transfer_table_has_both_directions_and_in_domain_rows(erc_transfer):
+def test_transfer_table_has_both_directions_and_in_domain_rows(erc_transfer, md_cells):
     rows, out = erc_transfer
     assert [(r["direction"], r["kind"]) for r in rows] == [
         ("meld -> cherma", "cross-lingual"), ("meld -> meld", "in-domain"),
@@ -141,8 +141,11 @@ def test_transfer_table_has_both_directions_and_in_domain_rows(erc_transfer):
     ]
     assert rows[0]["modalities"] == "text (LLM embeddings), audio (6-d)"  # vision 5-d vs 7-d: dropped
     assert rows[0]["n_test"] == 5
-    md = (out / "transfer.md").read_text(encoding="utf-8")
-    assert "| meld -> cherma | cross-lingual | text (LLM embeddings), audio (6-d) | 5 |" in md
+    table = md_cells((out / "transfer.md").read_text(encoding="utf-8"))
+    assert table[0][:4] == ["direction", "kind", "modalities fed", "n test"]
+    assert table[2][:4] == ["meld -> cherma", "cross-lingual", "text (LLM embeddings), audio (6-d)", "5"]
+    assert table[2][4:] == [f"{rows[0]['summary'][k]['mean'] * 100:.2f} ± 0.00" for k in ("accuracy", "weighted_f1",
+                                                                                       "macro_f1")]
     table = list(csv.DictReader((out / "transfer.csv").open(encoding="utf-8")))
     assert [r["direction"] for r in table] == [r["direction"] for r in rows]
 

@@ -2,7 +2,7 @@
 
     runs/<name>/
       config.yaml                 the resolved config (egmf train --config runs/<name>/config.yaml redoes it)
-      results.csv, results.md     test metrics per seed, then mean and std (as MMSA reports 5 seeds)
+      results_<dataset>.csv       test metrics per seed, then mean and std (as MMSA reports 5 seeds)
       seed_<s>/
         checkpoints/best/         trainable weights + config + meta (egmf evaluate / predict read this)
         checkpoints/last/         the same + optimizer and trainer state (egmf train --resume)
@@ -15,13 +15,14 @@ An existing run folder is never overwritten: ``--resume`` continues it, otherwis
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
+from egmf.atomic import write_json_atomic
 from egmf.config import RunConfig, save_config
 from egmf.errors import RunFolderExistsError
-from egmf.evaluation.aggregate import aggregate_seeds, write_results_csv
+from egmf.evaluation.aggregate import write_results_csv
 from egmf.evaluation.report import evaluate_splits
+from egmf.experiments.result import RunResult, SeedResult
 from egmf.training.data import load_training_data
 from egmf.training.trainer import fit, make_accelerator
 from egmf.typed_config import to_dict
@@ -66,21 +67,21 @@ def _comparable(d: dict, prefix: str = "") -> dict:
     return flat
 
 
-def run(cfg: RunConfig, seeds: list[int] | tuple[int, ...] = (), resume: bool = False) -> dict:
-    """Train and evaluate every seed; return ``{"seeds": {seed: metrics}, "summary": {...}}``."""
+def run(cfg: RunConfig, seeds: list[int] | tuple[int, ...] = (), resume: bool = False) -> RunResult:
+    """Train and evaluate every seed (a seed finished before an interruption is read back)."""
     seeds = list(seeds) or [cfg.train.seed]
     accelerator = make_accelerator(cfg)
     run_dir = cfg.run_dir
     if accelerator.is_main_process:
         prepare_run_dir(cfg, resume)
     accelerator.wait_for_everyone()
-    per_seed: dict[int, dict] = {}
+    per_seed: dict[int, SeedResult] = {}
     for seed in seeds:
         seed_cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=seed))
         seed_dir = run_dir / f"seed_{seed}"
         done = seed_dir / "metrics.json"
         if resume and done.is_file():  # finished before the interruption
-            per_seed[seed] = json.loads(done.read_text(encoding="utf-8"))
+            per_seed[seed] = SeedResult.read(seed, done)
             continue
         data = load_training_data(cfg.data, cfg.model.text_source)
         model, info = fit(seed_cfg, data, seed_dir, resume=resume, accelerator=accelerator)
@@ -97,22 +98,16 @@ def run(cfg: RunConfig, seeds: list[int] | tuple[int, ...] = (), resume: bool = 
         )
         metrics["training"] = info
         if accelerator.is_main_process:
-            done.write_text(json.dumps(metrics, indent=2, ensure_ascii=False, default=float), encoding="utf-8")
-        per_seed[seed] = metrics
-    summary = {}
-    if accelerator.is_main_process:
-        summary = write_summary(run_dir, per_seed)
-    return {"seeds": per_seed, "summary": summary, "run_dir": str(run_dir)}
+            write_json_atomic(done, metrics, default=float)
+        per_seed[seed] = SeedResult(seed, metrics)
+    result = RunResult(run_dir, per_seed, main_process=accelerator.is_main_process)
+    if result.main_process:
+        write_summary(result)
+    return result
 
 
-def write_summary(run_dir: Path, per_seed: dict[int, dict]) -> dict:
-    """``results.csv`` (one row per seed and dataset, then mean and std) and the mean/std dict."""
-    rows: dict[str, dict[int, dict]] = {}
-    for seed, metrics in per_seed.items():
-        for dataset, m in metrics.get("test", metrics.get("valid", {})).items():
-            rows.setdefault(dataset, {})[seed] = {k: v for k, v in m.items() if isinstance(v, (int, float))}
-    summary = {}
-    for dataset, by_seed in rows.items():
-        write_results_csv(run_dir / f"results_{dataset}.csv", by_seed)
-        summary[dataset] = aggregate_seeds(list(by_seed.values()))
-    return summary
+def write_summary(result: RunResult) -> None:
+    """``results_<dataset>.csv``: one row per seed (its scalar test metrics), then mean and std."""
+    for dataset, by_seed in ((d, result.scores_by_seed(d)) for d in result.datasets):
+        scalars = {seed: {k: v for k, v in m.items() if isinstance(v, (int, float))} for seed, m in by_seed.items()}
+        write_results_csv(result.run_dir / f"results_{dataset}.csv", scalars)

@@ -1,4 +1,4 @@
-"""``egmf.evaluation.ablation``: the variants table, the runner's folders, its one table, and reuse of finished runs."""
+"""``egmf.experiments.ablation``: the variants table, the runner's folders, its one table, and reuse of finished runs."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import torch
 
 from egmf.config import config_from_dict
 from egmf.errors import ConfigError
-from egmf.evaluation import ablation
-from egmf.evaluation.ablation import VARIANTS, run_ablations, variant_config
-from egmf.training.run import run
+from egmf.experiments import ablation
+from egmf.experiments.ablation import VARIANTS, run_ablations, variant_config
+from egmf.experiments.result import RunResult, SeedResult
+from egmf.experiments.run import run
 
 
 @pytest.fixture(autouse=True)
@@ -107,20 +108,22 @@ def test_a_variant_that_breaks_the_base_config_is_named(tmp_path):
         run_ablations(base, only=["full", "no_local"], runner=lambda *a, **k: pytest.fail("trained before validating"))
 
 
-def test_table_reports_mean_and_population_std_over_seeds(tmp_path):
+def test_table_reports_mean_and_population_std_over_seeds(tmp_path, md_cells):
     """A fake runner with known per-seed metrics: the table's cells are computed from them, not copied."""
     values = {1: (0.5, 0.4, 10.0), 2: (0.7, 0.6, 20.0)}  # seed: weighted F1, accuracy, train seconds
 
     def runner(cfg, seeds, resume):
-        per_seed = {s: {"test": {"meld": {"accuracy": values[s][1], "weighted_f1": values[s][0], "macro_f1": 0.1}},
-                        "training": {"train_seconds": values[s][2]}} for s in seeds}
-        return {"seeds": per_seed, "summary": {}, "run_dir": str(cfg.run_dir)}
+        per_seed = {s: SeedResult(s, {"test": {"meld": {"accuracy": values[s][1], "weighted_f1": values[s][0],
+                                                        "macro_f1": 0.1}},
+                                      "training": {"train_seconds": values[s][2]}}) for s in seeds}
+        return RunResult(cfg.run_dir, per_seed)
 
     base = config_from_dict(tiny_base(tmp_path, tmp_path / "runs"))
     results, out = run_ablations(base, seeds=[1, 2], only=["full", "k1"], runner=runner, log=lambda _: None)
-    md = (out / "ablation.md").read_text(encoding="utf-8")
-    assert "| full | - | 50.00 ± 10.00 | 60.00 ± 10.00 | 10.00 ± 0.00 | 15.0 |" in md
-    assert "| k1 | model.fusion.num_pseudo_tokens=1 |" in md
+    table = md_cells((out / "ablation.md").read_text(encoding="utf-8"))
+    assert table[0] == ["variant", "overrides", "Acc", "w-F1", "macro-F1", "train s"]
+    assert table[2] == ["full", "-", "50.00 ± 10.00", "60.00 ± 10.00", "10.00 ± 0.00", "15.0"]
+    assert table[3][:2] == ["k1", "model.fusion.num_pseudo_tokens=1"]
     rows = list(csv.DictReader((out / "ablation.csv").open(encoding="utf-8")))
     assert [r["variant"] for r in rows] == ["full", "k1"]
     assert float(rows[0]["weighted_f1_mean"]) == pytest.approx(0.6)
@@ -137,17 +140,18 @@ def ablated(meld, tmp_path_factory):
     return base, results, folder
 
 
-def test_runner_writes_one_run_folder_per_variant_and_one_table(ablated):
+def test_runner_writes_one_run_folder_per_variant_and_one_table(ablated, md_cells):
     base, results, folder = ablated
     assert [r.name for r in results] == ["full", "no_expert_gate", "lora_r4"]
     for name in ("full", "no_expert_gate"):
         seed_dir = folder / f"ablation_{name}" / "seed_1111"
         assert (seed_dir / "metrics.json").is_file() and (seed_dir / "checkpoints" / "best").is_dir()
     assert not (folder / "ablation_lora_r4").exists(), "a variant equal to an earlier one is not trained again"
-    assert results[2].same_as == "full" and results[2].seeds == results[0].seeds
+    assert results[2].same_as == "full" and results[2].run == results[0].run
     md = (folder / "ablation.md").read_text(encoding="utf-8")
-    assert "## meld" in md and "| no_expert_gate | model.fusion.expert_gating=false |" in md
-    assert "| lora_r4 (= full) |" in md
+    assert "## meld" in md
+    assert [row[:2] for row in md_cells(md)[2:]] == [
+        ["full", "-"], ["no_expert_gate", "model.fusion.expert_gating=false"], ["lora_r4 (= full)", "model.lora.r=4"]]
     rows = list(csv.DictReader((folder / "ablation.csv").open(encoding="utf-8")))
     assert [r["variant"] for r in rows] == ["full", "no_expert_gate", "lora_r4"]
     assert all(0.0 <= float(r["weighted_f1_mean"]) <= 1.0 and float(r["train_seconds"]) >= 0 for r in rows)
@@ -167,7 +171,7 @@ def test_finished_variants_are_reused_not_retrained(ablated):
     assert calls == [("ablation_full", True), ("ablation_no_expert_gate", True)]
     assert all(r.reused for r in results)
     assert weights.stat().st_mtime_ns == stamp, "a finished variant's checkpoint was rewritten"
-    assert results[0].seeds[1111]["test"] == first[0].seeds[1111]["test"]
+    assert results[0].run.seeds[1111].test == first[0].run.seeds[1111].test
 
 
 def test_a_finished_variant_saved_with_another_config_is_refused_not_reused(ablated):

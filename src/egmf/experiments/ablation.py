@@ -4,7 +4,7 @@
     egmf ablate --config configs/meld.yaml --only full no_local k1 llm_text
 
 Every variant is the base config plus a few ``--set`` style overrides (:data:`VARIANTS`: adding an ablation
-is one line). Each trains with :func:`egmf.training.run.run` into ``<output>/<name>/ablation_<variant>/``, a
+is one line). Each trains with :func:`egmf.experiments.run.run` into ``<output>/<name>/ablation_<variant>/``, a
 run folder like any other (config, checkpoints, metrics per seed), and the table ``ablation.md`` +
 ``ablation.csv`` lands beside them: per variant and dataset, the task's metrics as mean ± std over seeds
 (population std, as MMSA), and the mean training time.
@@ -17,16 +17,19 @@ refuses a folder whose saved config differs). A variant whose resolved config eq
 
 from __future__ import annotations
 
-import csv
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
+
+from egmf.atomic import write_text_atomic
 from egmf.config import RunConfig, config_from_dict
 from egmf.errors import ConfigError, RunFolderExistsError
-from egmf.evaluation.aggregate import TABLE_COLUMNS, aggregate_seeds
+from egmf.evaluation.aggregate import metric_cells, metric_numbers, to_markdown, write_csv
 from egmf.evaluation.metrics import FAMILY_KEYS
+from egmf.experiments.result import RunResult
 from egmf.typed_config import apply_overrides, to_dict
 
 # name -> overrides applied to the base config. "off" for a gating level means its uniform mean.
@@ -50,32 +53,19 @@ VARIANTS: dict[str, list[str]] = {
     "mult": ["model.name=mult"],
 }
 
-Runner = Callable[..., dict]
+# run(cfg, seeds, resume=...) -> RunResult: egmf.experiments.run.run, or a stand-in in tests.
+Runner = Callable[..., RunResult]
 
 
 @dataclass
 class VariantResult:
-    """One row group of the table: a variant's metrics per dataset over its seeds."""
+    """One row group of the table: a variant and its run (metrics per seed and dataset)."""
 
     name: str
     overrides: list[str]
-    run_dir: Path
-    seeds: dict[int, dict] = field(default_factory=dict)
+    run: RunResult
     reused: bool = False  # read back from a finished run folder
     same_as: str | None = None  # its resolved config equals this earlier variant's
-
-    def summary(self) -> dict[str, dict[str, dict[str, float]]]:
-        """``{dataset: {metric: {"mean", "std"}}}`` over the seeds' test metrics (valid if no test)."""
-        by_dataset: dict[str, list[dict]] = {}
-        for metrics in self.seeds.values():
-            for dataset, m in metrics.get("test", metrics.get("valid", {})).items():
-                by_dataset.setdefault(dataset, []).append(m)
-        return {d: aggregate_seeds(ms) for d, ms in by_dataset.items()}
-
-    def train_seconds(self) -> float:
-        values = [m.get("training", {}).get("train_seconds") for m in self.seeds.values()]
-        values = [float(v) for v in values if v is not None]
-        return sum(values) / len(values) if values else math.nan
 
 
 def variant_names(only: list[str] | tuple[str, ...] = ()) -> list[str]:
@@ -107,14 +97,14 @@ def is_finished(run_dir: Path, seeds: list[int]) -> bool:
     return all((run_dir / f"seed_{s}" / "metrics.json").is_file() for s in seeds)
 
 
-def run_or_reuse(cfg: RunConfig, seeds: list[int], runner: Runner | None = None) -> tuple[dict, bool]:
+def run_or_reuse(cfg: RunConfig, seeds: list[int], runner: Runner | None = None) -> tuple[RunResult, bool]:
     """Train ``cfg`` for ``seeds`` unless its run folder already holds them: ``(run() result, reused)``.
 
     An existing folder is continued with ``resume=True``: finished seeds are read back, an interrupted seed
     resumes from its last checkpoint, and a folder saved with another config is refused by ``run``.
     """
     if runner is None:
-        from egmf.training.run import run as runner
+        from egmf.experiments.run import run as runner  # torch and the trainer load only when training
     run_dir = cfg.run_dir
     exists = run_dir.is_dir() and any(run_dir.iterdir())
     reused = exists and is_finished(run_dir, seeds)
@@ -147,13 +137,13 @@ def run_ablations(
         if key in seen:
             first = seen[key]
             log(f"[{name}] same config as {first.name}: its result is reused")
-            results.append(VariantResult(name, VARIANTS[name], first.run_dir, first.seeds, True, first.name))
+            results.append(VariantResult(name, VARIANTS[name], first.run, True, first.name))
             continue
         log(f"[{name}] {', '.join(VARIANTS[name]) or 'base config'} -> {cfg.run_dir}")
         out, reused = run_or_reuse(cfg, seeds, runner)
         if reused:
             log(f"[{name}] finished before: results read from {cfg.run_dir}")
-        result = VariantResult(name, VARIANTS[name], cfg.run_dir, out["seeds"], reused)
+        result = VariantResult(name, VARIANTS[name], out, reused)
         seen[key] = result
         results.append(result)
         write_table(results, out_root, seeds)  # the table grows as variants finish
@@ -170,32 +160,22 @@ def family_of(metrics: dict) -> str:
     raise ValueError(f"no metric family matches keys {sorted(metrics)}")
 
 
-def cell(stat: dict | None, percent: bool) -> str:
-    """``mean ± std`` of one metric: percent with 2 decimals, or raw with 4 (MAE, Corr)."""
-    if not stat or math.isnan(stat["mean"]):
-        return "nan"
-    scale, digits = (100, 2) if percent else (1, 4)
-    return f"{stat['mean'] * scale:.{digits}f} ± {stat['std'] * scale:.{digits}f}"
-
-
 def table_rows(results: list[VariantResult]) -> list[dict]:
     """One row per (variant, dataset): metric means and stds, seeds, train seconds, provenance."""
     rows = []
     for r in results:
-        for dataset, summary in r.summary().items():
-            row = {
+        for dataset, summary in r.run.summary.items():
+            rows.append({
                 "variant": r.name, "dataset": dataset, "family": family_of(summary),
-                "overrides": "; ".join(r.overrides), "seeds": len(r.seeds),
-                "train_seconds": r.train_seconds(), "same_as": r.same_as or "",
-                "run_dir": str(r.run_dir), "summary": summary,
-            }
-            rows.append(row)
+                "overrides": "; ".join(r.overrides), "seeds": len(r.run.seeds),
+                "train_seconds": r.run.train_seconds, "same_as": r.same_as or "",
+                "run_dir": str(r.run.run_dir), "summary": summary,
+            })
     return rows
 
 
 def write_table(results: list[VariantResult], out_dir: Path, seeds: list[int]) -> tuple[Path, Path]:
     """``ablation.md`` (one markdown table per dataset, percents) and ``ablation.csv`` (fractions, full precision)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     rows = table_rows(results)
     md = [
         "# Ablations",
@@ -207,23 +187,16 @@ def write_table(results: list[VariantResult], out_dir: Path, seeds: list[int]) -
     csv_rows = []
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         group = [r for r in rows if r["dataset"] == dataset]
-        cols = TABLE_COLUMNS[group[0]["family"]]
-        md += [f"## {dataset}", "", "| variant | overrides | " + " | ".join(h for _, h, _ in cols) + " | train s |",
-               "|---|---|" + "---:|" * (len(cols) + 1)]
-        for r in group:
-            cells = [cell(r["summary"].get(k), pct) for k, _, pct in cols]
-            name = r["variant"] + (f" (= {r['same_as']})" if r["same_as"] else "")
-            secs = "nan" if math.isnan(r["train_seconds"]) else f"{r['train_seconds']:.1f}"
-            md.append(f"| {name} | {r['overrides'] or '-'} | " + " | ".join(cells) + f" | {secs} |")
-            flat = {f"{k}_{s}": r["summary"][k][s] for k, _, _ in cols if k in r["summary"] for s in ("mean", "std")}
-            csv_rows.append({k: r[k] for k in ("variant", "dataset", "overrides", "seeds", "train_seconds", "same_as",
-                                               "run_dir")} | flat)
-        md.append("")
+        cells = [
+            {"variant": r["variant"] + (f" (= {r['same_as']})" if r["same_as"] else ""),
+             "overrides": r["overrides"] or "-", **metric_cells(r["summary"], r["family"]),
+             "train s": "nan" if math.isnan(r["train_seconds"]) else f"{r['train_seconds']:.1f}"}
+            for r in group
+        ]
+        md += [f"## {dataset}", "", to_markdown(pd.DataFrame(cells), labels=2), ""]
+        csv_rows += [{k: r[k] for k in ("variant", "dataset", "overrides", "seeds", "train_seconds", "same_as",
+                                        "run_dir")} | metric_numbers(r["summary"], r["family"]) for r in group]
     md_path, csv_path = out_dir / "ablation.md", out_dir / "ablation.csv"
-    md_path.write_text("\n".join(md), encoding="utf-8")
-    fields = list(dict.fromkeys(k for row in csv_rows for k in row))
-    with csv_path.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(csv_rows)
+    write_text_atomic(md_path, "\n".join(md))
+    write_csv(pd.DataFrame(csv_rows), csv_path)
     return md_path, csv_path

@@ -30,17 +30,18 @@ mapped answers) and the table ``transfer.md`` + ``transfer.csv``.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 from pathlib import Path
 from typing import Callable, Sequence
 
+import pandas as pd
+
+from egmf.atomic import write_json_atomic, write_text_atomic
 from egmf.config import DataConfig, DatasetEntry, RunConfig, config_from_dict
 from egmf.data.schema import MODALITIES, DatasetInfo, Sample
 from egmf.errors import ConfigError
-from egmf.evaluation.ablation import Runner, cell as _cell, run_or_reuse
-from egmf.evaluation.aggregate import TABLE_COLUMNS, aggregate_seeds
+from egmf.evaluation.aggregate import aggregate_seeds, metric_cells, metric_numbers, to_markdown, write_csv
+from egmf.experiments.ablation import Runner, run_or_reuse
 from egmf.typed_config import apply_overrides, to_dict
 
 # Emotion words of one dataset -> the other's; the reverse direction uses the inverse.
@@ -65,7 +66,7 @@ def label_map(source: DatasetInfo, target: DatasetInfo) -> dict[str, str]:
         raise ConfigError(
             f"transfer: no label mapping from {source.name} ({', '.join(source.labels)}) to {target.name} "
             f"({', '.join(target.labels)}); known mappings: {known} (7 emotions; add one to "
-            "egmf.evaluation.transfer.ERC_LABEL_MAPS)"
+            "egmf.experiments.transfer.ERC_LABEL_MAPS)"
         )
     return mapping
 
@@ -177,7 +178,7 @@ def evaluate_checkpoint_on(
     out_dir.mkdir(parents=True, exist_ok=True)
     write_predictions(mapped, out_dir / "predictions_test.jsonl")
     record = {"source": source.name, "target": target.name, "modalities": status, "n": len(samples), "test": metrics}
-    (out_dir / "metrics.json").write_text(json.dumps(record, indent=2, ensure_ascii=False, default=float), "utf-8")
+    write_json_atomic(out_dir / "metrics.json", record, default=float)
     return metrics, status
 
 
@@ -243,7 +244,7 @@ def run_transfer(
         result, reused = run_or_reuse(run_cfg, seeds, runner)
         if reused:
             log(f"[{train_on.name}] finished before: results read from {run_cfg.run_dir}")
-        in_domain = [m["test"][train_on.name] for m in result["seeds"].values() if train_on.name in m.get("test", {})]
+        in_domain = [s.test[train_on.name] for s in result.seeds.values() if train_on.name in s.test]
         info, samples, dims = test_split(base, evaluate_on)
         cross, status = [], {}
         for seed in seeds:
@@ -270,25 +271,17 @@ def write_table(rows: list[dict], out_dir: Path, seeds: Sequence[int]) -> tuple[
     """``transfer.md`` (one table per metric family) and ``transfer.csv`` (fractions, full precision)."""
     md = ["# Cross-lingual transfer", "",
           f"Test split of the evaluated dataset; mean ± std over seeds {', '.join(map(str, seeds))}. Cross-lingual rows "
-          "map the model's answers into the target's labels / score range (egmf.evaluation.transfer). "
+          "map the model's answers into the target's labels / score range (egmf.experiments.transfer). "
           "Accuracies and F1 in percent; MAE and Corr raw.", ""]
     csv_rows = []
     for family in dict.fromkeys(r["family"] for r in rows):
-        cols = TABLE_COLUMNS[family]
-        md += ["| direction | kind | modalities fed | n test | " + " | ".join(h for _, h, _ in cols) + " |",
-               "|---|---|---|---:|" + "---:|" * len(cols)]
-        for r in (r for r in rows if r["family"] == family):
-            cells = [_cell(r["summary"].get(k), pct) for k, _, pct in cols]
-            md.append(f"| {r['direction']} | {r['kind']} | {r['modalities']} | {r['n_test']} | " + " | ".join(cells) + " |")
-            flat = {f"{k}_{s}": r["summary"][k][s] for k, _, _ in cols if k in r["summary"] for s in ("mean", "std")}
-            csv_rows.append({k: r[k] for k in ("direction", "train", "test", "kind", "modalities", "n_test", "seeds")} | flat)
-        md.append("")
-    out_dir.mkdir(parents=True, exist_ok=True)
+        group = [r for r in rows if r["family"] == family]
+        cells = [{"direction": r["direction"], "kind": r["kind"], "modalities fed": r["modalities"],
+                  "n test": str(r["n_test"]), **metric_cells(r["summary"], family)} for r in group]
+        md += [to_markdown(pd.DataFrame(cells), labels=3), ""]
+        csv_rows += [{k: r[k] for k in ("direction", "train", "test", "kind", "modalities", "n_test", "seeds")}
+                     | metric_numbers(r["summary"], family) for r in group]
     md_path, csv_path = out_dir / "transfer.md", out_dir / "transfer.csv"
-    md_path.write_text("\n".join(md), encoding="utf-8")
-    with csv_path.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for row in csv_rows for k in row)))
-        writer.writeheader()
-        writer.writerows(csv_rows)
+    write_text_atomic(md_path, "\n".join(md))
+    write_csv(pd.DataFrame(csv_rows), csv_path)
     return md_path, csv_path
-
