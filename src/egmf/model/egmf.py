@@ -28,7 +28,9 @@ from egmf.model.config import ModelConfig
 from egmf.model.llm.backends import load_llm
 from egmf.model.llm.decoding import NumberConstraint, greedy_decode, parse_label, parse_score, score_options
 from egmf.model.llm.lora import lora_parameters, wrap_with_lora
+from egmf.model.llm.precision import cast_frozen_linears, resolve_frozen_dtype
 from egmf.model.llm.prompts import IGNORE, EncodedBatch, PromptEncoder, format_score
+from egmf.model.llm.segments import segmented_logits, shared_prefix_length
 
 DECODINGS = ("constrained", "free")
 
@@ -71,6 +73,7 @@ class EGMF(nn.Module):
             dims = self.fusion_dims(feature_dims)
             self.fusion = ExpertFusion(cfg.fusion, dims, self.hidden_size, target_norm=target_norm)
         self.llm = wrap_with_lora(llm, cfg.lora, cfg.llm.gradient_checkpointing)
+        cast_frozen_linears(self.llm, resolve_frozen_dtype(cfg.llm))
         self._answers: dict[tuple[str, str], list[int]] = {}
         self._constraints: dict[str, NumberConstraint] = {}
 
@@ -158,14 +161,43 @@ class EGMF(nn.Module):
         is_target = eb.labels != IGNORE
         first = torch.where(is_target.any(1), is_target.float().argmax(1), torch.full_like(eb.labels[:, 0], width))
         keep = int(width - first.min()) + 1  # logits only from the column before the first answer token
-        with self._autocast():
-            out = self.llm(inputs_embeds=embeds, attention_mask=eb.attention_mask, position_ids=eb.position_ids,
-                           logits_to_keep=keep, use_cache=False)
-        logits = out.logits[:, :-1].float()
+        logits = self._lm_logits(eb, embeds, keep)[:, :-1].float()
         targets = eb.labels[:, width - keep + 1:]
         token_loss = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=IGNORE, reduction="none")
         counts = (targets != IGNORE).sum(1).clamp(min=1)
         return ScoreOutput(token_loss.sum(1) / counts, token_loss, logits, targets, fusion)
+
+    def _lm_logits(self, eb: EncodedBatch, embeds: torch.Tensor, keep: int) -> torch.Tensor:
+        """The LLM's logits of the last ``keep`` columns: one pass over the batch, or the same numbers read in
+        segments (:mod:`egmf.model.llm.segments`) when :meth:`_segments` finds any worth reading apart."""
+        prefix, cut = self._segments(eb, embeds)
+        with self._autocast():
+            if prefix or cut is not None:
+                return segmented_logits(self.llm, embeds, eb.attention_mask, eb.position_ids, keep, prefix, cut)
+            return self.llm(inputs_embeds=embeds, attention_mask=eb.attention_mask, position_ids=eb.position_ids,
+                            logits_to_keep=keep, use_cache=False).logits
+
+    def _segments(self, eb: EncodedBatch, embeds: torch.Tensor) -> tuple[int, torch.Tensor | None]:
+        """``(shared prefix length, per-row cut or None)`` of a teacher-forced batch (see ``segmented_logits``).
+
+        Only tokens before ``free`` (per row, from its first real token) may leave the last pass: from the
+        pseudo slot on they depend on the fusion, and the column before the first answer token carries logits.
+        """
+        llm, lora = self.cfg.llm, self.cfg.lora
+        if llm.gradient_checkpointing:  # checkpointed layers drop the KV cache the segments are joined by
+            return 0, None
+        width = eb.input_ids.shape[1]
+        start = width - eb.attention_mask.sum(1)
+        is_target = eb.labels != IGNORE
+        first = torch.where(is_target.any(1), is_target.float().argmax(1), torch.full_like(start, width))
+        free = first - 1 - start
+        if self.fusion is not None and self.num_pseudo:
+            free = torch.minimum(free, eb.pseudo_index[:, 0] - start)
+        prefix = shared_prefix_length(embeds, eb.attention_mask, limit=int(free.min())) if llm.share_prefix else 0
+        cut = None
+        if lora.layers_from > 0 and lora.r > 0 and lora.lower_layers_no_grad and int(free.max()) > prefix:
+            cut = free.clamp(min=prefix)
+        return prefix, cut
 
     def forward(self, batch: Batch) -> ModelOutput:
         s = self.score(batch)
