@@ -3,7 +3,10 @@
 ``forward(batch)`` renders each sample's prompt (a batch may mix datasets, tasks and languages: each
 :class:`~egmf.data.schema.Sample` carries its own), runs the fusion, writes its K pseudo tokens over the
 placeholder slots of the prompt's input embeddings and computes the LM loss on the answer tokens only
-(logits are computed only for the last columns, where left padding puts every answer). ``predict`` answers
+(logits are computed only for the last columns, where left padding puts every answer). The leading prompt
+tokens every row shares are read once per batch (``model.llm.share_prefix``; with LoRA on the upper layers
+only, the tokens before the pseudo slot are also read apart, without gradients below: ``egmf.model.llm.segments``).
+``predict`` answers
 with constrained decoding (always a valid label / in-range score) or free generation + parsing.
 
 Registered as ``egmf``; ``llm_text`` is the same model without fusion (the text-only LLM baseline) and

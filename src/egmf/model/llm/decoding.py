@@ -12,7 +12,8 @@
 
 Every prompt is left padded (``egmf.model.llm.prompts``), so each row's next token is read in the last column.
 Both decodings read the leading tokens every row of a batch shares (the system and task instruction, about
-a third of a MELD prompt) once, into a KV cache expanded over the rows (:mod:`egmf.model.llm.segments`, which training shares).
+a third of a MELD prompt) once, into a KV cache expanded over the rows (:mod:`egmf.model.llm.segments`,
+which training shares).
 """
 
 from __future__ import annotations

@@ -93,7 +93,8 @@ def adapted_layers(model: nn.Module, layers_from: int) -> list[int] | None:
         raise ConfigError(f"model.lora.layers_from: {type(model).__name__} does not say its number of layers "
                           "(config.num_hidden_layers); valid choices: 0")
     if layers_from >= n:
-        raise ConfigError(f"model.lora.layers_from: got {layers_from}, the LLM has {n} layers; valid choices: 0..{n - 1}")
+        raise ConfigError(f"model.lora.layers_from: got {layers_from}, the LLM has {n} layers; "
+                          f"valid choices: 0..{n - 1}")
     return list(range(layers_from, n))
 
 
