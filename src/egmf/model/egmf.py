@@ -5,9 +5,9 @@
 placeholder slots of the prompt's input embeddings and computes the LM loss on the answer tokens only
 (logits are computed only for the last columns, where left padding puts every answer). The leading prompt
 tokens every row shares are read once per batch (``model.llm.share_prefix``; with LoRA on the upper layers
-only, the tokens before the pseudo slot are also read apart, without gradients below: ``egmf.model.llm.segments``).
-``predict`` answers
-with constrained decoding (always a valid label / in-range score) or free generation + parsing.
+only, the tokens before the pseudo slot are also read apart, without gradients below; see
+``egmf.model.llm.segments``). ``predict`` answers with constrained decoding (always a valid label / in-range
+score) or free generation + parsing.
 
 Registered as ``egmf``; ``llm_text`` is the same model without fusion (the text-only LLM baseline) and
 ``egmf_mean_gate`` the same model with both gating levels off (uniform means).
