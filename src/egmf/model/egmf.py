@@ -3,8 +3,11 @@
 ``forward(batch)`` renders each sample's prompt (a batch may mix datasets, tasks and languages: each
 :class:`~egmf.data.schema.Sample` carries its own), runs the fusion, writes its K pseudo tokens over the
 placeholder slots of the prompt's input embeddings and computes the LM loss on the answer tokens only
-(logits are computed only for the last columns, where left padding puts every answer). ``predict`` answers
-with constrained decoding (always a valid label / in-range score) or free generation + parsing.
+(logits are computed only for the last columns, where left padding puts every answer). The leading prompt
+tokens every row shares are read once per batch (``model.llm.share_prefix``; with LoRA on the upper layers
+only, the tokens before the pseudo slot are also read apart, without gradients below; see
+``egmf.model.llm.segments``). ``predict`` answers with constrained decoding (always a valid label / in-range
+score) or free generation + parsing.
 
 Registered as ``egmf``; ``llm_text`` is the same model without fusion (the text-only LLM baseline) and
 ``egmf_mean_gate`` the same model with both gating levels off (uniform means).
@@ -28,7 +31,9 @@ from egmf.model.config import ModelConfig, text_feature_dim
 from egmf.model.llm.backends import load_llm
 from egmf.model.llm.decoding import NumberConstraint, greedy_decode, parse_label, parse_score, score_options
 from egmf.model.llm.lora import lora_parameters, wrap_with_lora
+from egmf.model.llm.precision import cast_frozen_linears, resolve_frozen_dtype
 from egmf.model.llm.prompts import IGNORE, EncodedBatch, PromptEncoder, format_score
+from egmf.model.llm.segments import segmented_logits, shared_prefix_length
 
 DECODINGS = ("constrained", "free")
 
@@ -77,6 +82,7 @@ class EGMF(nn.Module):
                     f"{self.prompts.k} slots for them; both must be model.fusion.num_pseudo_tokens"
                 )
         self.llm = wrap_with_lora(llm, cfg.lora, cfg.llm.gradient_checkpointing)
+        cast_frozen_linears(self.llm, resolve_frozen_dtype(cfg.llm))
         self._answers: dict[tuple[str, str], list[int]] = {}
         self._constraints: dict[str, NumberConstraint] = {}
 
@@ -161,14 +167,43 @@ class EGMF(nn.Module):
         is_target = eb.labels != IGNORE
         first = torch.where(is_target.any(1), is_target.float().argmax(1), torch.full_like(eb.labels[:, 0], width))
         keep = int(width - first.min()) + 1  # logits only from the column before the first answer token
-        with self._autocast():
-            out = self.llm(inputs_embeds=embeds, attention_mask=eb.attention_mask, position_ids=eb.position_ids,
-                           logits_to_keep=keep, use_cache=False)
-        logits = out.logits[:, :-1].float()
+        logits = self._lm_logits(eb, embeds, keep)[:, :-1].float()
         targets = eb.labels[:, width - keep + 1:]
         token_loss = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=IGNORE, reduction="none")
         counts = (targets != IGNORE).sum(1).clamp(min=1)
         return ScoreOutput(token_loss.sum(1) / counts, token_loss, logits, targets, fusion)
+
+    def _lm_logits(self, eb: EncodedBatch, embeds: torch.Tensor, keep: int) -> torch.Tensor:
+        """The LLM's logits of the last ``keep`` columns: one pass over the batch, or the same numbers read in
+        segments (:mod:`egmf.model.llm.segments`) when :meth:`_segments` finds any worth reading apart."""
+        prefix, cut = self._segments(eb, embeds)
+        with self._autocast():
+            if prefix or cut is not None:
+                return segmented_logits(self.llm, embeds, eb.attention_mask, eb.position_ids, keep, prefix, cut)
+            return self.llm(inputs_embeds=embeds, attention_mask=eb.attention_mask, position_ids=eb.position_ids,
+                            logits_to_keep=keep, use_cache=False).logits
+
+    def _segments(self, eb: EncodedBatch, embeds: torch.Tensor) -> tuple[int, torch.Tensor | None]:
+        """``(shared prefix length, per-row cut or None)`` of a teacher-forced batch (see ``segmented_logits``).
+
+        Only tokens before ``free`` (per row, from its first real token) may leave the last pass: from the
+        pseudo slot on they depend on the fusion, and the column before the first answer token carries logits.
+        """
+        llm, lora = self.cfg.llm, self.cfg.lora
+        if llm.gradient_checkpointing:  # checkpointed layers drop the KV cache the segments are joined by
+            return 0, None
+        width = eb.input_ids.shape[1]
+        start = width - eb.attention_mask.sum(1)
+        is_target = eb.labels != IGNORE
+        first = torch.where(is_target.any(1), is_target.float().argmax(1), torch.full_like(start, width))
+        free = first - 1 - start
+        if self.fusion is not None and self.num_pseudo:
+            free = torch.minimum(free, eb.pseudo_index[:, 0] - start)
+        prefix = shared_prefix_length(embeds, eb.attention_mask, limit=int(free.min())) if llm.share_prefix else 0
+        cut = None
+        if lora.layers_from > 0 and lora.r > 0 and lora.lower_layers_no_grad and int(free.max()) > prefix:
+            cut = free.clamp(min=prefix)
+        return prefix, cut
 
     def forward(self, batch: Batch) -> ModelOutput:
         s = self.score(batch)

@@ -15,6 +15,7 @@ from egmf.errors import ConfigError
 BUILTIN_BACKENDS = ("smollm2-135m", "tiny")
 DTYPES = ("float32", "bfloat16", "float16")
 AUTOCAST = ("none", "bf16")
+FROZEN_DTYPES = ("auto", "float32", "bfloat16")
 
 
 def _choice(name: str, value: object, choices: tuple) -> None:
@@ -39,6 +40,24 @@ class LLMConfig:
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "recompute LLM activations in backward: less memory, slower steps"}
     )
+    share_prefix: bool = field(
+        default=True,
+        metadata={
+            "help": "training: read the leading prompt tokens every row of a batch shares (system message, "
+            "instruction, label options) once at batch size 1, their keys/values expanded over the rows; exact "
+            "(same loss and gradients). Off = every row reads its whole prompt. Decoding always shares. Needs "
+            "gradient_checkpointing off (checkpointed layers drop the KV cache); ignored otherwise"
+        },
+    )
+    frozen_dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "dtype of the frozen base linear weights, cast once when the model is built (LoRA, fusion, "
+            "norms and embeddings stay as they are): 'bfloat16' saves bf16 autocast a cast of every weight on "
+            "every call and halves their memory; needs autocast 'bf16'. 'auto' = bfloat16 when autocast is "
+            f"'bf16' and dtype float32, else unchanged; one of {', '.join(FROZEN_DTYPES)}"
+        },
+    )
     cache_dir: str | None = field(
         default=None,
         metadata={"help": "where the embedded LLM is cached as safetensors; default $EGMF_CACHE or ~/.cache/egmf"},
@@ -55,6 +74,10 @@ class LLMConfig:
             )
         _choice("model.llm.dtype", self.dtype, DTYPES)
         _choice("model.llm.autocast", self.autocast, AUTOCAST)
+        _choice("model.llm.frozen_dtype", self.frozen_dtype, FROZEN_DTYPES)
+        if self.frozen_dtype == "bfloat16" and self.autocast != "bf16":
+            raise ConfigError("model.llm.frozen_dtype: 'bfloat16' needs model.llm.autocast 'bf16' (fp32 activations "
+                              "cannot meet bf16 weights outside autocast); valid choices here: auto, float32")
         if self.tiny_hidden_size < 8 or self.tiny_hidden_size % 4:
             raise ConfigError(f"model.llm.tiny_hidden_size: expected a multiple of 4 >= 8, got {self.tiny_hidden_size}")
         if self.tiny_layers < 1:
@@ -70,10 +93,24 @@ class LoraSettings:
         default=None,
         metadata={"help": "module names to adapt; None = the model family's default (egmf.model.llm.lora)"},
     )
+    layers_from: int = field(
+        default=0,
+        metadata={"help": "LoRA on decoder layers >= this index only (0 = every layer); the lower layers stay frozen"},
+    )
+    lower_layers_no_grad: bool = field(
+        default=True,
+        metadata={
+            "help": "with layers_from > 0: the prompt tokens before the pseudo-token slot (they depend on nothing "
+            "trainable below the first LoRA layer) are read in a pass of their own that records no gradient "
+            "for the lower layers; exact. Needs gradient_checkpointing off; ignored otherwise"
+        },
+    )
 
     def __post_init__(self):
         if not isinstance(self.r, int) or self.r < 0:
             raise ConfigError(f"model.lora.r: expected an integer >= 0, got {self.r!r}")
+        if not isinstance(self.layers_from, int) or self.layers_from < 0:
+            raise ConfigError(f"model.lora.layers_from: expected an integer >= 0, got {self.layers_from!r}")
         if self.alpha <= 0:
             raise ConfigError(f"model.lora.alpha: expected > 0, got {self.alpha!r}")
         if not 0.0 <= self.dropout < 1.0:

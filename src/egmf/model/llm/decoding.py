@@ -12,7 +12,8 @@
 
 Every prompt is left padded (``egmf.model.llm.prompts``), so each row's next token is read in the last column.
 Both decodings read the leading tokens every row of a batch shares (the system and task instruction, about
-a third of a MELD prompt) once, into a KV cache repeated over the rows (:func:`shared_prefix_length`).
+a third of a MELD prompt) once, into a KV cache expanded over the rows (:mod:`egmf.model.llm.segments`,
+which training shares).
 """
 
 from __future__ import annotations
@@ -25,64 +26,26 @@ import torch.nn.functional as F
 
 from egmf.errors import ConfigError
 from egmf.model.llm.prompts import format_score
+from egmf.model.llm.segments import CACHE_ARG, CACHE_OUT, MIN_SHARED_PREFIX, read_prefix, realign, shared_prefix_length
+
+__all__ = ["CACHE_ARG", "CACHE_OUT", "MIN_SHARED_PREFIX", "NumberConstraint", "greedy_decode", "parse_label",
+           "parse_score", "score_options", "shared_prefix_length"]
 
 NUMBER_CHARS = frozenset("-0123456789.")
 MAX_GRID = 200_001  # one-decimal values in a range; [-3, 3] has 61
 
 
-def _cache_names() -> tuple[str, str]:
-    """transformers >= 5.2x calls the KV cache ``cache``; older versions ``past_key_values``."""
-    from transformers.modeling_outputs import CausalLMOutputWithPast
-
-    return ("cache", "cache") if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else (
-        "past_key_values", "past_key_values")
-
-
-CACHE_ARG, CACHE_OUT = _cache_names()
-
-
-# Below this many shared tokens, a separate pass over them costs about what it saves.
-MIN_SHARED_PREFIX = 8
-
-
-def shared_prefix_length(embeds, attention_mask) -> int:
-    """How many leading prompt tokens every row of the batch shares exactly (0 when not worth sharing).
-
-    Compared on the input embeddings, so pseudo tokens (different in every row) end the shared part and a
-    batch mixing datasets shares only what their templates have in common. At least one token of each row
-    is left to the batched pass, which reads the next-token logits.
-    """
-    b, width = attention_mask.shape
-    lengths = attention_mask.sum(1)
-    n = int(lengths.min()) - 1
-    if b < 2 or n < MIN_SHARED_PREFIX:
-        return 0
-    cols = (width - lengths)[:, None] + torch.arange(n, device=embeds.device)
-    aligned = embeds.gather(1, cols[..., None].expand(-1, -1, embeds.shape[-1]))
-    same = (aligned == aligned[:1]).all(-1).all(0)
-    p = int(same.long().cumprod(0).sum())
-    return p if p >= MIN_SHARED_PREFIX else 0
-
-
 def _read_prefix(llm, embeds, attention_mask, position_ids, p: int):
-    """Read the ``p`` leading tokens every row shares ONCE; returns the KV cache repeated for each row and the
+    """Read the ``p`` leading tokens every row shares ONCE; returns the KV cache seen by every row and the
     rest of the batch: ``(cache, rest_embeds, attention_mask over prefix + rest, rest_position_ids)``.
 
     Rows are left padded (``[pads | prefix | rest]``); the rest keeps its pads in front (``[pads | rest]``),
     so the key layout is ``[prefix | pads | rest]``: the pads are masked and positions continue from the
     prefix, which gives each row exactly the attention it has without sharing (checked in the tests).
     """
-    b, width = attention_mask.shape
-    start = int(width - attention_mask[0].sum())
-    head = slice(start, start + p)
-    out = llm(inputs_embeds=embeds[:1, head], position_ids=position_ids[:1, head], use_cache=True, logits_to_keep=1)
-    cache = getattr(out, CACHE_OUT)
-    cache.batch_repeat_interleave(b)
-    col = torch.arange(width - p, device=embeds.device)[None]
-    src = torch.where(col < (width - attention_mask.sum(1, keepdim=True)), col, col + p)
-    rest = embeds.gather(1, src[..., None].expand(-1, -1, embeds.shape[-1]))
-    mask = torch.cat([attention_mask.new_ones((b, p)), attention_mask.gather(1, src)], dim=1)
-    return cache, rest, mask, position_ids.gather(1, src)
+    cache, prefix_mask = read_prefix(llm, embeds, attention_mask, position_ids, p)
+    rest, rest_mask, rest_pos = realign(embeds, attention_mask, position_ids, p, attention_mask.sum(1))
+    return cache, rest, torch.cat([prefix_mask, rest_mask], dim=1), rest_pos
 
 
 def _after_shared_prefix(llm, embeds, attention_mask, position_ids, share_prefix: bool):

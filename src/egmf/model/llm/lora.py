@@ -75,12 +75,27 @@ def wrap_with_lora(model: nn.Module, settings: LoraSettings, gradient_checkpoint
         lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,
         target_modules=list(targets),
+        layers_to_transform=adapted_layers(model, settings.layers_from),
         bias="none",
         task_type="CAUSAL_LM",
     )
     with warnings.catch_warnings():  # peft still calls the renamed is_gradient_checkpointing of transformers 5
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         return get_peft_model(model, config)
+
+
+def adapted_layers(model: nn.Module, layers_from: int) -> list[int] | None:
+    """The decoder layers that get LoRA: ``layers_from`` and above (``None`` = all, peft's default)."""
+    if layers_from == 0:
+        return None
+    n = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    if n is None:
+        raise ConfigError(f"model.lora.layers_from: {type(model).__name__} does not say its number of layers "
+                          "(config.num_hidden_layers); valid choices: 0")
+    if layers_from >= n:
+        raise ConfigError(f"model.lora.layers_from: got {layers_from}, the LLM has {n} layers; "
+                          f"valid choices: 0..{n - 1}")
+    return list(range(layers_from, n))
 
 
 def lora_parameters(model: nn.Module) -> list[nn.Parameter]:
