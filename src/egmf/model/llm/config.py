@@ -9,18 +9,12 @@ not an hour into a run.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from egmf.errors import ConfigError
+from egmf.typed_config import check_choices
 
 BUILTIN_BACKENDS = ("smollm2-135m", "tiny")
-DTYPES = ("float32", "bfloat16", "float16")
-AUTOCAST = ("none", "bf16")
-FROZEN_DTYPES = ("auto", "float32", "bfloat16")
-
-
-def _choice(name: str, value: object, choices: tuple) -> None:
-    if value not in choices:
-        raise ConfigError(f"{name}: got {value!r}; valid choices: {', '.join(map(str, choices))}")
 
 
 @dataclass
@@ -32,8 +26,8 @@ class LLMConfig:
             "random llama for tests), or any Hugging Face causal LM name or local folder (loaded offline)"
         },
     )
-    dtype: str = field(default="float32", metadata={"help": f"weights dtype; one of {', '.join(DTYPES)}"})
-    autocast: str = field(
+    dtype: Literal["float32", "bfloat16", "float16"] = field(default="float32", metadata={"help": "weights dtype"})
+    autocast: Literal["none", "bf16"] = field(
         default="none",
         metadata={"help": "'bf16' runs the LLM under bfloat16 autocast (about 2x faster on CPUs with avx512_bf16)"},
     )
@@ -49,13 +43,13 @@ class LLMConfig:
             "gradient_checkpointing off (checkpointed layers drop the KV cache); ignored otherwise"
         },
     )
-    frozen_dtype: str = field(
+    frozen_dtype: Literal["auto", "float32", "bfloat16"] = field(
         default="auto",
         metadata={
             "help": "dtype of the frozen base linear weights, cast once when the model is built (LoRA, fusion, "
             "norms and embeddings stay as they are): 'bfloat16' saves bf16 autocast a cast of every weight on "
             "every call and halves their memory; needs autocast 'bf16'. 'auto' = bfloat16 when autocast is "
-            f"'bf16' and dtype float32, else unchanged; one of {', '.join(FROZEN_DTYPES)}"
+            "'bf16' and dtype float32, else unchanged"
         },
     )
     cache_dir: str | None = field(
@@ -72,9 +66,7 @@ class LLMConfig:
                 f"model.llm.backend: got {self.backend!r}; valid choices: {', '.join(BUILTIN_BACKENDS)}, "
                 "or a Hugging Face model name or local path"
             )
-        _choice("model.llm.dtype", self.dtype, DTYPES)
-        _choice("model.llm.autocast", self.autocast, AUTOCAST)
-        _choice("model.llm.frozen_dtype", self.frozen_dtype, FROZEN_DTYPES)
+        check_choices(self, "model.llm")
         if self.frozen_dtype == "bfloat16" and self.autocast != "bf16":
             raise ConfigError("model.llm.frozen_dtype: 'bfloat16' needs model.llm.autocast 'bf16' (fp32 activations "
                               "cannot meet bf16 weights outside autocast); valid choices here: auto, float32")
