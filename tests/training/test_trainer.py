@@ -9,6 +9,7 @@ import os
 import pytest
 import torch
 
+from egmf.atomic import recover_folder
 from egmf.config import config_from_dict
 from egmf.errors import DataFormatError, RunFolderExistsError
 from egmf.training import checkpoint as ckpt
@@ -105,7 +106,7 @@ def _kill_between_the_renames(monkeypatch):
             raise KeyboardInterrupt("killed between the renames")
         return real(src, dst)
 
-    monkeypatch.setattr(ckpt.os, "replace", replace)
+    monkeypatch.setattr(os, "replace", replace)
 
 
 def test_a_save_killed_between_its_renames_is_recovered(tmp_path, monkeypatch):
@@ -120,11 +121,11 @@ def test_a_save_killed_between_its_renames_is_recovered(tmp_path, monkeypatch):
             ckpt.save_checkpoint(target, {"w": torch.zeros(3)}, {"name": "x"}, infos, {"d": {"audio": 2}})
     assert not target.exists() and [p.name for p in tmp_path.iterdir()][0].startswith(".last.old-")
 
-    assert "restored" in ckpt.recover_interrupted_save(target)
+    assert "restored" in recover_folder(target)
     assert torch.equal(ckpt.load_weights(target)["w"], torch.ones(3)), "the previous, complete checkpoint is back"
     assert sorted(os.listdir(tmp_path)) == ["last"]
-    assert ckpt.recover_interrupted_save(target) is None, "nothing to do the second time"
-    assert ckpt.recover_interrupted_save(tmp_path / "missing" / "last") is None
+    assert recover_folder(target) is None, "nothing to do the second time"
+    assert recover_folder(tmp_path / "missing" / "last") is None
 
 
 def test_resume_after_a_kill_between_the_renames_continues_from_the_previous_save(tiny_data, tmp_path, capsys):
