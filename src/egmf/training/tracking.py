@@ -63,6 +63,7 @@ def start_trackers(accelerator, seed_dir: Path) -> None:
     Accelerate fixes ``log_with`` when the Accelerator is built, but one accelerator serves every seed of a
     run and each seed logs into its own folder, so the trackers are set here, just before ``init_trackers``.
     """
+    stop_trackers(accelerator)  # a previous seed's, if it was not stopped
     trackers: list[GeneralTracker] = [JsonLinesTracker(seed_dir / "train_log.jsonl")]
     if is_tensorboard_available():
         trackers.append(TensorBoardTracker("tensorboard", seed_dir))  # writes to seed_dir / "tensorboard"
