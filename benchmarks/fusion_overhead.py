@@ -1,8 +1,9 @@
 """What the expert fusion adds to one training step of the embedded SmolLM2 (issue 3, item 10).
 
 Measures the trainer's own step (``egmf.training.step.train_step``: forward, backward, clipping, AdamW with
-the trainer's parameter groups), batch 8 x about 64 prompt tokens, LoRA r=8 on q/v, on 2 CPU threads: the full EGMF (three experts, both gating levels, K pseudo tokens, text/audio/vision features)
-against the LLM alone on the same prompts (``use_fusion=False``: the same text without the K pseudo tokens).
+the trainer's parameter groups), batch 8 x about 64 prompt tokens, LoRA r=8 on q/v, on 2 CPU threads:
+the full EGMF (three experts, both gating levels, K pseudo tokens, text/audio/vision features) against
+the LLM alone on the same prompts (``use_fusion=False``: the same text without the K pseudo tokens).
 Both models run interleaved step by step, so machine load hits them alike; the median of ``--steps`` steps
 after ``--warmup`` is reported, once in fp32 and once under bf16 autocast (logits are always computed only
 where the loss is, via ``logits_to_keep``). The fusion must add less than 10%.

@@ -3,9 +3,9 @@
     nohup .venv/bin/python benchmarks/scaling.py > /tmp/scaling.log 2>&1 &
     .venv/bin/python benchmarks/scaling.py --smoke        (tiny LLM: checks the script)
 
-1. K in {1, 4, 8, 16}: median seconds of one training step (batch 8; forward, backward, clip, AdamW) and
-   of constrained prediction of 32 utterances (the step is the trainer's own ``train_step``), with the embedded SmolLM2 (bf16 autocast, LoRA r=8), on
-   generated MELD-format data. Each K is a fresh model; the first ``--warmup`` steps are not timed.
+1. K in {1, 4, 8, 16}: median seconds of one training step (batch 8; the trainer's own ``train_step``:
+   forward, backward, clip, AdamW) and of constrained prediction of 32 utterances, with the embedded
+   SmolLM2 (bf16 autocast, LoRA r=8), on generated MELD-format data. Each K is a fresh model; the first ``--warmup`` steps are not timed.
 2. dataset size N in {64, 128, 256, 512} train utterances: one epoch through ``egmf.training.run.run``
    (the trainer as ``egmf train`` runs it, K=4), with a fixed 32-utterance valid and test split; the
    training seconds (the epoch, its valid evaluation and checkpoint saves) and seconds per train utterance.

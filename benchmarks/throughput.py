@@ -8,7 +8,8 @@ On generated MELD-format data (``egmf data synth``; text + audio + vision featur
 
 1. training: ``--steps`` optimiser steps of EGMF (SmolLM2-135M, LoRA r=8 on its default targets, K=4,
    bf16 autocast, batch 8) through the trainer's own step (``egmf.training.step.train_step``: forward,
-   backward, clip, AdamW), on the trainer's accelerator (``make_accelerator``); samples/s from the median step time after ``--warmup`` steps;
+   backward, clip, AdamW), on the trainer's accelerator (``make_accelerator``); samples/s from the median
+   step time after ``--warmup`` steps;
 2. evaluation: the trained model predicts ``--eval-n`` test utterances with constrained decoding (one LLM
    pass scores every label) and with free generation + parsing; samples/s and accuracy of each, and the
    speed ratio (on a trained checkpoint and real data: ``benchmarks/decoding.py``);

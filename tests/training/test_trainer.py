@@ -69,6 +69,9 @@ def test_early_stopping_stops_when_valid_stops_improving(tiny_data, tmp_path):
 def test_several_seeds_give_mean_and_std_rows(tiny_data, tmp_path):
     result = run(make_config(tiny_data, tmp_path, epochs=1), seeds=[1111, 1112])
     assert set(result["seeds"]) == {1111, 1112}
+    # One accelerator trains both seeds: the second seed's resume state holds its own optimizer only.
+    state = tmp_path / "t" / "seed_1112" / "checkpoints" / "last" / ckpt.ACCELERATE_STATE
+    assert sorted(p.name for p in state.iterdir()) == ["optimizer.bin", "random_states_0.pkl", "scheduler.bin"]
     with open(tmp_path / "t" / "results_meld.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert [r["seed"] for r in rows] == ["1111", "1112", "mean", "std"]
@@ -149,6 +152,19 @@ def test_resume_after_a_kill_between_the_renames_continues_from_the_previous_sav
 def test_resume_without_a_checkpoint_says_it_starts_over(tiny_data, tmp_path, capsys):
     run(make_config(tiny_data, tmp_path, epochs=1), resume=True)
     assert "no resumable checkpoint" in capsys.readouterr().out
+
+
+def test_resume_from_a_checkpoint_without_accelerate_state_says_why_it_starts_over(tiny_data, tmp_path, capsys):
+    cfg = make_config(tiny_data, tmp_path, epochs=1)
+    run(cfg)
+    seed_dir = tmp_path / "t" / "seed_1111"
+    (seed_dir / "metrics.json").unlink()
+    import shutil
+
+    shutil.rmtree(seed_dir / "checkpoints" / "last" / ckpt.ACCELERATE_STATE)
+    run(cfg, resume=True)
+    out = capsys.readouterr().out
+    assert "holds no accelerate_state/ (written by an older egmf)" in out and "training from step 0" in out
 
 
 def test_a_folder_that_is_not_a_checkpoint_is_named_in_the_error(tmp_path):

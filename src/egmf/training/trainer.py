@@ -5,6 +5,10 @@ cosine decay, gradient accumulation, clipping, bf16 where the device has it, ear
 split's main metric (never test), and a resumable ``last`` checkpoint every ``save_every`` steps. The
 best checkpoint is reloaded at the end for the final valid/test evaluation. The same code runs on one CPU,
 ``accelerate launch --cpu --num_processes 2`` (gloo), or many GPUs.
+
+Each batch goes through ``egmf.training.step.train_step`` (the step the benchmarks time too); resume state is
+``accelerator.save_state`` (``checkpoint.save_resumable``); logs go through Accelerate's trackers
+(``tracking.py``); the progress bar is ``egmf.progress`` (plain lines in a log file).
 """
 
 from __future__ import annotations
@@ -172,7 +176,10 @@ class SeedTraining:
                     accelerator.print(note)
         accelerator.wait_for_everyone()
         if not ckpt.is_resumable(self.last_dir):
-            accelerator.print(f"--resume: no resumable checkpoint at {self.last_dir}; training from step 0")
+            why = "no resumable checkpoint"
+            if (self.last_dir / ckpt.STATE).is_file():  # the hand-written resume state of egmf before save_state
+                why = f"the checkpoint holds no {ckpt.ACCELERATE_STATE}/ (written by an older egmf)"
+            accelerator.print(f"--resume: {why} at {self.last_dir}; training from step 0")
             return
         self.raw.load_trainable_state_dict(ckpt.load_weights(self.last_dir))
         self.state = TrainerState(**ckpt.load_resumable(self.last_dir, accelerator))
@@ -241,7 +248,8 @@ class SeedTraining:
         self.save_last()
         accelerator.wait_for_everyone()
         self.raw.load_trainable_state_dict(ckpt.load_weights(self.best_dir))
-        return {"best_step": state.best_step, "steps": state.step, "train_seconds": round(time.monotonic() - started, 1)}
+        seconds = round(time.monotonic() - started, 1)
+        return {"best_step": state.best_step, "steps": state.step, "train_seconds": seconds}
 
     def _epoch(self, started: float, bar) -> None:
         """The rest of the current epoch (after a resume, the batches not yet done are skipped)."""
@@ -260,7 +268,8 @@ class SeedTraining:
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr[-1]:.1e}")
             if state.step % tc.log_every == 0 or state.step == 1:
-                accelerator.log({"train/epoch": state.epoch, "train/loss": loss, "train/lr_lora": lr[0]}, step=state.step)
+                values = {"train/epoch": state.epoch, "train/loss": loss, "train/lr_lora": lr[0]}
+                accelerator.log(values, step=state.step)
             state.done = state.step >= self.total_steps or self._out_of_time(started)
             if tc.eval_every and state.step % tc.eval_every == 0 and not state.done:
                 self._evaluate_and_check_patience()
