@@ -3,9 +3,9 @@
     nohup .venv/bin/python benchmarks/scaling.py > /tmp/scaling.log 2>&1 &
     .venv/bin/python benchmarks/scaling.py --smoke        (tiny LLM: checks the script)
 
-1. K in {1, 4, 8, 16}: median seconds of one training step (batch 8; forward, backward, clip, AdamW) and
-   of constrained prediction of 32 utterances, with the embedded SmolLM2 (bf16 autocast, LoRA r=8), on
-   generated MELD-format data. Each K is a fresh model; the first ``--warmup`` steps are not timed.
+1. K in {1, 4, 8, 16}: median seconds of one training step (batch 8; the trainer's own ``train_step``:
+   forward, backward, clip, AdamW) and of constrained prediction of 32 utterances, with the embedded
+   SmolLM2 (bf16 autocast, LoRA r=8), on generated MELD-format data. Each K is a fresh model; the first ``--warmup`` steps are not timed.
 2. dataset size N in {64, 128, 256, 512} train utterances: one epoch through ``egmf.experiments.run.run``
    (the trainer as ``egmf train`` runs it, K=4), with a fixed 32-utterance valid and test split; the
    training seconds (the epoch, its valid evaluation and checkpoint saves) and seconds per train utterance.
@@ -31,14 +31,15 @@ def k_sweep(ks, backend, data_dir, steps, warmup, smoke) -> list[str]:
     rows = ["| K | training step (median, s) | samples/s | constrained prediction of 32 (s) | samples/s |",
             "|---:|---:|---:|---:|---:|"]
     for k in ks:
-        _, model, opt, data = build(backend, k, data_dir, 240, smoke)
-        times = train_steps(model, opt, data.split("train"), 8, steps)[warmup:]
+        bench = build(backend, k, data_dir, 240, smoke)
+        times = train_steps(bench, bench.data.split("train"), 8, steps)[warmup:]
         med = statistics.median(times)
-        test = data.split("test")[:32]
-        secs, _, _ = decode(model, test, "constrained", 16)
+        test = bench.data.split("test")[:32]
+        secs, _, _ = decode(bench.accelerator.unwrap_model(bench.model), test, "constrained", 16)
         rows.append(f"| {k} | {med:.3f} | {8 / med:.2f} | {secs:.2f} | {len(test) / secs:.2f} |")
         print(rows[-1], flush=True)
-        del model, opt
+        bench.accelerator.free_memory()  # the accelerator holds the prepared model: let this K's model go
+        del bench
     return rows
 
 

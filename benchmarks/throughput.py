@@ -7,8 +7,9 @@ peak resident memory of the training process (not a test).
 On generated MELD-format data (``egmf data synth``; text + audio + vision features, dialogue context):
 
 1. training: ``--steps`` optimiser steps of EGMF (SmolLM2-135M, LoRA r=8 on its default targets, K=4,
-   bf16 autocast, batch 8) through the one training step the trainer runs (forward, backward, clip,
-   AdamW); samples/s from the median step time after ``--warmup`` steps;
+   bf16 autocast, batch 8) through the trainer's own step (``egmf.training.step.train_step``: forward,
+   backward, clip, AdamW), on the trainer's accelerator (``make_accelerator``); samples/s from the median
+   step time after ``--warmup`` steps;
 2. evaluation: the trained model predicts ``--eval-n`` test utterances with constrained decoding (one LLM
    pass scores every label) and with free generation + parsing; samples/s and accuracy of each, and the
    speed ratio (on a trained checkpoint and real data: ``benchmarks/decoding.py``);
@@ -25,20 +26,31 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import Section, peak_rss_mb  # noqa: E402
 
 
-def build(backend: str, k: int, data_dir: Path, n_train: int, smoke: bool):
-    """The model, optimiser and data of a training config, as the trainer builds them."""
-    import torch
+@dataclass
+class Bench:
+    """What the trainer builds for a config: its accelerator, the prepared model and optimiser, the data."""
 
+    cfg: object
+    accelerator: object
+    model: object
+    optimizer: object
+    data: object
+
+
+def build(backend: str, k: int, data_dir: Path, n_train: int, smoke: bool) -> Bench:
+    """The model, optimiser and data of a training config, built and prepared as the trainer does."""
     from egmf.config import config_from_dict
     from egmf.data.synth import write_synthetic
     from egmf.model.registry import build_model
     from egmf.training.data import load_training_data
+    from egmf.training.trainer import build_optimizer, make_accelerator
 
     if not data_dir.exists():
         write_synthetic("meld", data_dir, size=n_train, seed=0)
@@ -51,30 +63,26 @@ def build(backend: str, k: int, data_dir: Path, n_train: int, smoke: bool):
         "train": {"batch_size": 8},
     })
     data = load_training_data(cfg.data, cfg.model.text_source)
+    accelerator = make_accelerator(cfg)
     model = build_model(cfg.model, data.infos, data.feature_dims)
-    groups = model.param_groups()
-    opt = torch.optim.AdamW([{"params": ps, "lr": 2e-4 if n == "lora" else 1e-3} for n, ps in groups.items() if ps])
-    return cfg, model, opt, data
+    model, opt = accelerator.prepare(model, build_optimizer(model, cfg.train))
+    return Bench(cfg, accelerator, model, opt, data)
 
 
-def train_steps(model, opt, samples, batch_size: int, steps: int) -> list[float]:
-    """Seconds of each optimiser step (forward, backward, clip, AdamW) over consecutive batches."""
-    import torch
-
+def train_steps(bench: Bench, samples, batch_size: int, steps: int) -> list[float]:
+    """Seconds of each optimiser step of the trainer's own ``train_step`` (forward, backward, clip, AdamW)
+    over consecutive batches."""
     from egmf.data.collate import collate
+    from egmf.training.step import train_step
 
-    params = [p for g in opt.param_groups for p in g["params"]]
     times, i = [], 0
-    model.train()
+    bench.model.train()
     for _ in range(steps):
         batch = [samples[(i + j) % len(samples)] for j in range(batch_size)]
         i += batch_size
         t = time.perf_counter()
-        out = model(collate(batch))
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        opt.zero_grad()
+        train_step(bench.model, collate(batch).to(bench.accelerator.device), bench.optimizer, bench.accelerator,
+                   max_grad_norm=bench.cfg.train.max_grad_norm)
         times.append(time.perf_counter() - t)
     return times
 
@@ -105,10 +113,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        cfg, model, opt, data = build(backend, 4, Path(tmp) / "meld", 240, args.smoke)
+        bench = build(backend, 4, Path(tmp) / "meld", 240, args.smoke)
+        cfg, data, model = bench.cfg, bench.data, bench.accelerator.unwrap_model(bench.model)
         load_s = time.perf_counter() - t0
         train = data.split("train")
-        times = train_steps(model, opt, train, 8, steps)
+        times = train_steps(bench, train, 8, steps)
         timed = times[warmup:] or times
         med = statistics.median(timed)
         rss_train = peak_rss_mb()

@@ -113,6 +113,8 @@ def test_two_processes_match_one_process(tiny_data, tmp_path):
     out = _finish(_train(config, "--name", "two", "--set", "train.batch_size=4", launcher=launcher))
     assert "2 process(es)" in out
     a, b = (tmp_path / "runs" / n / "seed_1111" for n in ("one", "two"))
+    state = b / "checkpoints" / "last" / ckpt.ACCELERATE_STATE
+    assert sorted(p.name for p in state.glob("random_states_*.pkl")) == ["random_states_0.pkl", "random_states_1.pkl"]
     wa, wb = _weights(a, "last"), _weights(b, "last")
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=1e-5, msg=k)

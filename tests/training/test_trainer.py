@@ -9,6 +9,7 @@ import os
 import pytest
 import torch
 
+from egmf.atomic import recover_folder
 from egmf.config import config_from_dict
 from egmf.errors import DataFormatError, RunFolderExistsError
 from egmf.training import checkpoint as ckpt
@@ -68,6 +69,9 @@ def test_early_stopping_stops_when_valid_stops_improving(tiny_data, tmp_path):
 def test_several_seeds_give_mean_and_std_rows(tiny_data, tmp_path):
     result = run(make_config(tiny_data, tmp_path, epochs=1), seeds=[1111, 1112])
     assert set(result.seeds) == {1111, 1112}
+    # One accelerator trains both seeds: the second seed's resume state holds its own optimizer only.
+    state = tmp_path / "t" / "seed_1112" / "checkpoints" / "last" / ckpt.ACCELERATE_STATE
+    assert sorted(p.name for p in state.iterdir()) == ["optimizer.bin", "random_states_0.pkl", "scheduler.bin"]
     with open(tmp_path / "t" / "results_meld.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert [r["seed"] for r in rows] == ["1111", "1112", "mean", "std"]
@@ -105,7 +109,7 @@ def _kill_between_the_renames(monkeypatch):
             raise KeyboardInterrupt("killed between the renames")
         return real(src, dst)
 
-    monkeypatch.setattr(ckpt.os, "replace", replace)
+    monkeypatch.setattr(os, "replace", replace)
 
 
 def test_a_save_killed_between_its_renames_is_recovered(tmp_path, monkeypatch):
@@ -120,11 +124,11 @@ def test_a_save_killed_between_its_renames_is_recovered(tmp_path, monkeypatch):
             ckpt.save_checkpoint(target, {"w": torch.zeros(3)}, {"name": "x"}, infos, {"d": {"audio": 2}})
     assert not target.exists() and [p.name for p in tmp_path.iterdir()][0].startswith(".last.old-")
 
-    assert "restored" in ckpt.recover_interrupted_save(target)
+    assert "restored" in recover_folder(target)
     assert torch.equal(ckpt.load_weights(target)["w"], torch.ones(3)), "the previous, complete checkpoint is back"
     assert sorted(os.listdir(tmp_path)) == ["last"]
-    assert ckpt.recover_interrupted_save(target) is None, "nothing to do the second time"
-    assert ckpt.recover_interrupted_save(tmp_path / "missing" / "last") is None
+    assert recover_folder(target) is None, "nothing to do the second time"
+    assert recover_folder(tmp_path / "missing" / "last") is None
 
 
 def test_resume_after_a_kill_between_the_renames_continues_from_the_previous_save(tiny_data, tmp_path, capsys):
@@ -148,6 +152,19 @@ def test_resume_after_a_kill_between_the_renames_continues_from_the_previous_sav
 def test_resume_without_a_checkpoint_says_it_starts_over(tiny_data, tmp_path, capsys):
     run(make_config(tiny_data, tmp_path, epochs=1), resume=True)
     assert "no resumable checkpoint" in capsys.readouterr().out
+
+
+def test_resume_from_a_checkpoint_without_accelerate_state_says_why_it_starts_over(tiny_data, tmp_path, capsys):
+    cfg = make_config(tiny_data, tmp_path, epochs=1)
+    run(cfg)
+    seed_dir = tmp_path / "t" / "seed_1111"
+    (seed_dir / "metrics.json").unlink()
+    import shutil
+
+    shutil.rmtree(seed_dir / "checkpoints" / "last" / ckpt.ACCELERATE_STATE)
+    run(cfg, resume=True)
+    out = capsys.readouterr().out
+    assert "holds no accelerate_state/ (written by an older egmf)" in out and "training from step 0" in out
 
 
 def test_a_folder_that_is_not_a_checkpoint_is_named_in_the_error(tmp_path):

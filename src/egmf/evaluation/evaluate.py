@@ -42,9 +42,9 @@ def predict_samples(
     out: list[tuple[int, Prediction]] = []
     batches = range(0, len(mine), batch_size)
     if progress:
-        from tqdm.auto import tqdm
+        from egmf.progress import progress as bar
 
-        batches = tqdm(batches, desc="predict", unit="batch", leave=False)
+        batches = bar(batches, desc="predict", unit="batch", leave=False)
     for start in batches:
         idx = mine[start : start + batch_size]
         batch = collate([samples[i] for i in idx], max_frames).to(device)

@@ -1,1 +1,1 @@
-"""One trainer for every model and dataset, checkpoints, run folders."""
+"""One trainer for every model and dataset: the training step, the loop, checkpoints, logs, run folders."""

@@ -4,34 +4,60 @@ A checkpoint folder holds
   ``trainable.safetensors``  LoRA + fusion weights only (the frozen LLM is referenced, never copied),
   ``config.yaml``            the resolved run config,
   ``meta.json``              dataset facts (labels, ranges, feature dims), the LLM reference, step, metric,
-and, for the resumable ``last`` checkpoint, ``optimizer.pt`` and ``trainer_state.json`` (step, epoch, RNG).
-Every write goes to a temporary sibling folder first and is renamed into place, so a run killed in the middle
-of a save leaves the previous checkpoint intact, never a half-written one.
+and, for the resumable ``last`` checkpoint,
+  ``trainer_state.json``     where training stands (step, epoch, batches done in the epoch, best so far),
+  ``accelerate_state/``      ``accelerator.save_state``: optimizer, scheduler, the gradient-accumulation step,
+                             and every process's RNG states (Python, NumPy, torch CPU and CUDA/XPU/MPS).
+Every write goes through ``egmf.atomic.atomic_folder(..., exists="replace")``, so a run killed in the middle
+of a save leaves the previous checkpoint intact, never a half-written one; ``egmf.atomic.recover_folder``
+repairs a kill between the final two renames.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import random
-import shutil
-import tempfile
+import logging
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from egmf.atomic import atomic_folder
 from egmf.data.schema import DatasetInfo
 from egmf.errors import DataFormatError
 
 WEIGHTS = "trainable.safetensors"
 META = "meta.json"
 CONFIG = "config.yaml"
-OPTIMIZER = "optimizer.pt"
 STATE = "trainer_state.json"
+ACCELERATE_STATE = "accelerate_state"
+
+logger = logging.getLogger(__name__)
+
+
+def write_checkpoint_files(
+    folder: Path,
+    weights: dict[str, torch.Tensor],
+    config: dict,
+    infos: dict[str, DatasetInfo],
+    feature_dims: dict[str, dict[str, int]],
+    extra_meta: dict[str, Any] | None = None,
+) -> None:
+    """The model part of a checkpoint into ``folder`` (a temporary folder that is published whole)."""
+    from egmf.typed_config import write_yaml
+
+    save_file({k: v.detach().to("cpu").contiguous() for k, v in weights.items()}, str(folder / WEIGHTS))
+    write_yaml(config, folder / CONFIG)
+    meta = {
+        "format": "egmf-checkpoint/1",
+        "datasets": {name: _info_to_json(info) for name, info in infos.items()},
+        "feature_dims": feature_dims,
+        **(extra_meta or {}),
+    }
+    (folder / META).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
 def save_checkpoint(
@@ -41,67 +67,79 @@ def save_checkpoint(
     infos: dict[str, DatasetInfo],
     feature_dims: dict[str, dict[str, int]],
     extra_meta: dict[str, Any] | None = None,
-    optimizer_state: dict | None = None,
-    trainer_state: dict | None = None,
 ) -> Path:
-    """Write a checkpoint folder at ``path`` atomically (replacing an older one of the same name)."""
-    from egmf.typed_config import write_yaml
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
-        save_file({k: v.detach().to("cpu").contiguous() for k, v in weights.items()}, str(tmp / WEIGHTS))
-        write_yaml(config, tmp / CONFIG)
-        meta = {
-            "format": "egmf-checkpoint/1",
-            "datasets": {name: _info_to_json(info) for name, info in infos.items()},
-            "feature_dims": feature_dims,
-            **(extra_meta or {}),
-        }
-        (tmp / META).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
-        if optimizer_state is not None:
-            torch.save(optimizer_state, tmp / OPTIMIZER)
-        if trainer_state is not None:
-            (tmp / STATE).write_text(json.dumps(trainer_state), encoding="utf-8")
-        _fsync_dir(tmp)
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+    """Write a checkpoint folder at ``path`` atomically (replacing an older one of the same name).
+    One process writes it (the main one, in training)."""
+    with atomic_folder(path, exists="replace") as tmp:
+        write_checkpoint_files(tmp, weights, config, infos, feature_dims, extra_meta)
+    return Path(path)
 
 
-def recover_interrupted_save(path: Path) -> str | None:
-    """Put back the checkpoint a kill caught between :func:`save_checkpoint`'s two renames.
+def save_resumable(path: Path, accelerator, trainer_state: dict, **checkpoint) -> Path:
+    """The resumable checkpoint: :func:`write_checkpoint_files` (``checkpoint`` holds its arguments),
+    ``trainer_state.json`` and ``accelerator.save_state``, published atomically as one folder.
 
-    A save moves the previous folder aside (``.NAME.old-PID``) and then renames the new one into place; a kill
-    between the two leaves ``path`` missing while the previous checkpoint, complete, sits aside. Unfinished
-    ``.NAME.tmp-*`` folders of a killed save are removed. Returns what was done, for the log, or ``None``.
+    Collective: every process calls it (each writes its own RNG file); only the main process writes the rest
+    and publishes the folder, once every process has written its part.
     """
-    path = Path(path)
-    if not path.parent.is_dir():
-        return None
-    done = None
-    aside = sorted(path.parent.glob(f".{path.name}.old-*"), key=lambda p: p.stat().st_mtime)
-    if not path.exists() and aside:
-        os.replace(aside.pop(), path)
-        done = f"restored {path} from a save interrupted between its renames"
-    for stale in [*aside, *path.parent.glob(f".{path.name}.tmp-*")]:
-        shutil.rmtree(stale, ignore_errors=True)
-    return done
+    with _collective_folder(Path(path), accelerator) as tmp:
+        with _state_without_models(accelerator):
+            accelerator.save_state(str(tmp / ACCELERATE_STATE))
+        if accelerator.is_main_process:
+            write_checkpoint_files(tmp, **checkpoint)
+            (tmp / STATE).write_text(json.dumps(trainer_state), encoding="utf-8")
+    return Path(path)
 
 
-def _fsync_dir(folder: Path) -> None:
-    for p in folder.iterdir():
-        with open(p, "rb") as f:
-            os.fsync(f.fileno())
+def is_resumable(path: Path) -> bool:
+    return (Path(path) / STATE).is_file() and (Path(path) / ACCELERATE_STATE).is_dir()
+
+
+def load_resumable(path: Path, accelerator) -> dict:
+    """Restore what :func:`save_resumable` saved into the prepared objects of ``accelerator`` (optimizer,
+    scheduler, this process's RNG states) and return the trainer state. The trainable weights are the
+    caller's to load (:func:`load_weights`), as for any checkpoint."""
+    from accelerate.utils import RNG_STATE_NAME
+
+    folder = Path(path) / ACCELERATE_STATE
+    if not (folder / f"{RNG_STATE_NAME}_{accelerator.process_index}.pkl").is_file():
+        # Accelerate skips a missing RNG file silently; say so: the run goes on, but not bit for bit.
+        logger.warning(f"{folder}: no RNG state for process {accelerator.process_index} (saved with fewer "
+                       "processes?): its random draws restart from the seed")
+    with _state_without_models(accelerator):
+        accelerator.load_state(str(folder))
+    return json.loads((Path(path) / STATE).read_text(encoding="utf-8"))
+
+
+@contextmanager
+def _state_without_models(accelerator) -> Iterator[None]:
+    """Keep the models out of ``save_state`` / ``load_state``: they would write and read the whole model,
+    frozen LLM included, while ``trainable.safetensors`` already holds all that training changed.
+    Accelerate's pre-hooks may drop models from the lists it is about to save or load."""
+    saving = accelerator.register_save_state_pre_hook(lambda models, weights, folder: weights.clear())
+    loading = accelerator.register_load_state_pre_hook(lambda models, folder: models.clear())
+    try:
+        yield
+    finally:
+        saving.remove()
+        loading.remove()
+
+
+@contextmanager
+def _collective_folder(path: Path, accelerator) -> Iterator[Path]:
+    """``atomic_folder(path, exists="replace")`` shared by every process: the main process makes the
+    temporary folder and tells the others its name; it publishes once they have all written into it."""
+    from accelerate.utils import broadcast_object_list
+
+    with ExitStack() as stack:
+        name = [None]
+        if accelerator.is_main_process:
+            name = [str(stack.enter_context(atomic_folder(path, exists="replace")))]
+        if accelerator.num_processes > 1:
+            broadcast_object_list(name)
+        yield Path(name[0])
+        accelerator.wait_for_everyone()  # every process's files are in before the folder is published
+    accelerator.wait_for_everyone()  # and it is published before any process goes on (or reads it)
 
 
 def _info_to_json(info: DatasetInfo) -> dict:
@@ -142,32 +180,6 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(file))
     except Exception as e:  # safetensors raises its own error types for truncated files
         raise DataFormatError(file, "safetensors", "a complete safetensors file", f"{type(e).__name__}: {e}") from None
-
-
-def load_optimizer_state(path: Path) -> dict:
-    return torch.load(Path(path) / OPTIMIZER, weights_only=True)
-
-
-def load_trainer_state(path: Path) -> dict:
-    return json.loads((Path(path) / STATE).read_text(encoding="utf-8"))
-
-
-def rng_state() -> dict:
-    """The RNG states dropout and shuffling depend on, JSON-safe (lists of ints)."""
-    np_state = np.random.get_state()
-    return {
-        "python": [list(random.getstate()[1]), random.getstate()[0], random.getstate()[2]],
-        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
-        "torch": torch.get_rng_state().tolist(),
-    }
-
-
-def set_rng_state(state: dict) -> None:
-    inner, version, gauss = state["python"]
-    random.setstate((version, tuple(inner), gauss))
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
 
 
 def load_model(path: Path):

@@ -5,12 +5,14 @@ cosine decay, gradient accumulation, clipping, bf16 where the device has it, ear
 split's main metric (never test), and a resumable ``last`` checkpoint every ``save_every`` steps. The
 best checkpoint is reloaded at the end for the final valid/test evaluation. The same code runs on one CPU,
 ``accelerate launch --cpu --num_processes 2`` (gloo), or many GPUs.
+
+Each batch goes through ``egmf.training.step.train_step`` (the step the benchmarks time too); resume state is
+``accelerator.save_state`` (``checkpoint.save_resumable``); logs go through Accelerate's trackers
+(``tracking.py``); the progress bar is ``egmf.progress`` (plain lines in a log file).
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -23,15 +25,17 @@ from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from torch.utils.data import DataLoader, Sampler
 from transformers import get_cosine_schedule_with_warmup
 
+from egmf.atomic import recover_folder
 from egmf.config import RunConfig
 from egmf.data.collate import collate
 from egmf.evaluation.evaluate import predict_samples, score, selection_score
 from egmf.model.registry import build_model
+from egmf.progress import progress
 from egmf.training import checkpoint as ckpt
 from egmf.training.data import SampleList, TrainingData
+from egmf.training.step import train_step
+from egmf.training.tracking import start_trackers, stop_trackers
 from egmf.typed_config import to_dict
-
-logger = logging.getLogger(__name__)
 
 
 class EpochShuffle(Sampler[int]):
@@ -109,130 +113,178 @@ def fit(cfg: RunConfig, data: TrainingData, seed_dir: Path, resume: bool = False
     Returns ``(model, info)``: the unwrapped model holding the best checkpoint's weights, and a summary
     (best step, steps, seconds)."""
     accelerator = accelerator or make_accelerator(cfg)
-    tc = cfg.train
-    set_seed(tc.seed)
-    model = build_model(cfg.model, data.infos, data.feature_dims)
-    groups = model.param_groups()
-    param_groups = [
+    # One accelerator serves every seed of a run: forget the previous seed's prepared model and optimizer,
+    # or save_state / load_state would carry them along.
+    accelerator.free_memory()
+    set_seed(cfg.train.seed)
+    training = SeedTraining(cfg, data, seed_dir, accelerator)
+    if resume:
+        training.resume()
+    start_trackers(accelerator, seed_dir)
+    try:
+        summary = training.train()
+    finally:
+        stop_trackers(accelerator)
+    return training.raw, summary
+
+
+def build_optimizer(model, tc) -> torch.optim.Optimizer:
+    """AdamW over the model's parameter groups: LoRA at ``lr_lora``, everything else at ``lr_fusion``."""
+    groups = [
         {"params": ps, "lr": tc.lr_lora if name == "lora" else tc.lr_fusion, "name": name}
-        for name, ps in groups.items()
+        for name, ps in model.param_groups().items()
         if ps
     ]
-    optimizer = torch.optim.AdamW(param_groups, weight_decay=tc.weight_decay)
-    sampler = EpochShuffle(len(data.split("train")), tc.seed)
-    loader = DataLoader(SampleList(data.split("train")), batch_size=tc.batch_size, sampler=sampler, collate_fn=collate)
-    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    steps_per_epoch = max(1, math.ceil(len(loader) / tc.grad_accum))
-    total_steps = tc.max_steps or tc.epochs * steps_per_epoch
-    scheduler = get_cosine_schedule_with_warmup(optimizer, int(tc.warmup_ratio * total_steps), total_steps)
-    raw = accelerator.unwrap_model(model)
-    accelerator.print(
-        f"training {cfg.model.name} on {accelerator.num_processes} process(es), device {accelerator.device}, "
-        f"precision {accelerator.mixed_precision}, {total_steps} steps"
-    )
-    trainable = [p for g in param_groups for p in g["params"]]
+    return torch.optim.AdamW(groups, weight_decay=tc.weight_decay)
 
-    state = TrainerState()
-    last_dir, best_dir = seed_dir / "checkpoints" / "last", seed_dir / "checkpoints" / "best"
-    if resume and accelerator.is_main_process:
-        for folder in (last_dir, best_dir):
-            if note := ckpt.recover_interrupted_save(folder):
-                accelerator.print(note)
-    accelerator.wait_for_everyone()
-    if resume and (last_dir / ckpt.STATE).is_file():
-        raw.load_trainable_state_dict(ckpt.load_weights(last_dir))
-        optimizer.load_state_dict(ckpt.load_optimizer_state(last_dir))
-        saved = ckpt.load_trainer_state(last_dir)
-        scheduler.load_state_dict(saved.pop("scheduler"))
-        ckpt.set_rng_state(saved.pop("rng"))
-        state = TrainerState(**saved)
-        accelerator.print(f"resumed from {last_dir} at step {state.step} (epoch {state.epoch})")
-    elif resume:
-        accelerator.print(f"--resume: no resumable checkpoint at {last_dir}; training from step 0")
 
-    def save(path: Path, resumable: bool) -> None:
-        if not accelerator.is_main_process:
-            return
-        extra = {"step": state.step, "best_score": state.best_score, "llm": _llm_reference(cfg)}
-        trainer_state = None
-        if resumable:
-            trainer_state = {**state.__dict__, "scheduler": scheduler.state_dict(), "rng": ckpt.rng_state()}
-        ckpt.save_checkpoint(
-            path, raw.trainable_state_dict(), to_dict(cfg), data.infos, data.feature_dims, extra,
-            optimizer.state_dict() if resumable else None, trainer_state,
+class SeedTraining:
+    """The prepared pieces of one seed's training and the loop over them (built by :func:`fit`)."""
+
+    def __init__(self, cfg: RunConfig, data: TrainingData, seed_dir: Path, accelerator: Accelerator):
+        self.cfg, self.tc, self.data, self.accelerator = cfg, cfg.train, data, accelerator
+        tc = cfg.train
+        model = build_model(cfg.model, data.infos, data.feature_dims)
+        optimizer = build_optimizer(model, tc)
+        self.sampler = EpochShuffle(len(data.split("train")), tc.seed)
+        loader = DataLoader(SampleList(data.split("train")), batch_size=tc.batch_size, sampler=self.sampler,
+                            collate_fn=collate)
+        self.model, self.optimizer, self.loader = accelerator.prepare(model, optimizer, loader)
+        steps_per_epoch = max(1, math.ceil(len(self.loader) / tc.grad_accum))
+        self.total_steps = tc.max_steps or tc.epochs * steps_per_epoch
+        # Prepared, so that save_state / load_state carry it (it steps once per optimiser step: see
+        # make_accelerator's step_scheduler_with_optimizer=False).
+        self.scheduler = accelerator.prepare(
+            get_cosine_schedule_with_warmup(self.optimizer, int(tc.warmup_ratio * self.total_steps), self.total_steps)
         )
+        self.raw = accelerator.unwrap_model(self.model)
+        accelerator.print(
+            f"training {cfg.model.name} on {accelerator.num_processes} process(es), device {accelerator.device}, "
+            f"precision {accelerator.mixed_precision}, {self.total_steps} steps"
+        )
+        self.state = TrainerState()
+        self.last_dir, self.best_dir = seed_dir / "checkpoints" / "last", seed_dir / "checkpoints" / "best"
 
-    def evaluate_valid() -> None:
-        valid = data.split("valid")
-        if not valid:  # nothing to select on: keep the latest weights as "best"
-            save(best_dir, resumable=False)
+    # -- checkpoints -----------------------------------------------------------------------------------------
+
+    def resume(self) -> None:
+        """Continue from ``last``: weights, optimizer, scheduler, every process's RNG, and the trainer state."""
+        accelerator = self.accelerator
+        if accelerator.is_main_process:
+            for folder in (self.last_dir, self.best_dir):
+                if note := recover_folder(folder):
+                    accelerator.print(note)
+        accelerator.wait_for_everyone()
+        if not ckpt.is_resumable(self.last_dir):
+            why = "no resumable checkpoint"
+            if (self.last_dir / ckpt.STATE).is_file():  # the hand-written resume state of egmf before save_state
+                why = f"the checkpoint holds no {ckpt.ACCELERATE_STATE}/ (written by an older egmf)"
+            accelerator.print(f"--resume: {why} at {self.last_dir}; training from step 0")
             return
-        preds = predict_samples(raw, valid, cfg.eval.batch_size, cfg.eval.decoding, accelerator)
-        metrics = score(preds, valid, data.infos)
-        value = selection_score(metrics, data.infos, cfg.eval.main_metric)
+        self.raw.load_trainable_state_dict(ckpt.load_weights(self.last_dir))
+        self.state = TrainerState(**ckpt.load_resumable(self.last_dir, accelerator))
+        accelerator.print(f"resumed from {self.last_dir} at step {self.state.step} (epoch {self.state.epoch})")
+
+    def _checkpoint(self) -> dict:
+        cfg, data = self.cfg, self.data
+        extra = {"step": self.state.step, "best_score": self.state.best_score, "llm": _llm_reference(cfg)}
+        return {"weights": self.raw.trainable_state_dict(), "config": to_dict(cfg), "infos": data.infos,
+                "feature_dims": data.feature_dims, "extra_meta": extra}
+
+    def save_best(self) -> None:
+        if self.accelerator.is_main_process:
+            ckpt.save_checkpoint(self.best_dir, **self._checkpoint())
+
+    def save_last(self) -> None:
+        """The resumable checkpoint; every process takes part (each saves its own RNG states)."""
+        ckpt.save_resumable(self.last_dir, self.accelerator, dict(self.state.__dict__), **self._checkpoint())
+
+    # -- evaluation ------------------------------------------------------------------------------------------
+
+    def evaluate_valid(self) -> None:
+        """Score valid, keep the best weights, count evaluations without improvement (early stopping)."""
+        cfg, state, valid = self.cfg, self.state, self.data.split("valid")
+        if not valid:  # nothing to select on: keep the latest weights as "best"
+            self.save_best()
+            return
+        preds = predict_samples(self.raw, valid, cfg.eval.batch_size, cfg.eval.decoding, self.accelerator)
+        metrics = score(preds, valid, self.data.infos)
+        value = selection_score(metrics, self.data.infos, cfg.eval.main_metric)
         improved = value > state.best_score
         if improved:
             state.best_score, state.best_step, state.bad_evals = value, state.step, 0
-            save(best_dir, resumable=False)
+            self.save_best()
         else:
             state.bad_evals += 1
         state.history.append({"step": state.step, "valid_selection": value, "valid": _scalars(metrics)})
-        log.write({"step": state.step, "valid_selection": value, "improved": improved})
-        accelerator.print(f"step {state.step}: valid {value:.4f}{' (best)' if improved else ''}")
+        self.accelerator.log({"valid/selection": value, "valid/improved": improved}, step=state.step)
+        self.accelerator.print(f"step {state.step}: valid {value:.4f}{' (best)' if improved else ''}")
 
-    log = RunLog(seed_dir, accelerator.is_main_process)
-    started = time.monotonic()
-    progress = _progress(accelerator, total_steps, state.step)
-    model.train()
-    while not state.done and state.epoch < tc.epochs:
-        sampler.use_epoch(state.epoch)
+    def _evaluate_and_check_patience(self) -> None:
+        self.evaluate_valid()
+        self.state.done = self.tc.patience > 0 and self.state.bad_evals >= self.tc.patience
+
+    # -- the loop --------------------------------------------------------------------------------------------
+
+    def train(self) -> dict:
+        """Epochs until ``total_steps``, early stopping or the time limit; then reload the best weights."""
+        tc, state, accelerator = self.tc, self.state, self.accelerator
+        started = time.monotonic()
+        bar = progress(total=self.total_steps, initial=state.step, desc="train", unit="step",
+                       disable=not accelerator.is_main_process)
+        self.model.train()
+        while not state.done and state.epoch < tc.epochs:
+            self._epoch(started, bar)
+            if not state.done:
+                state.epoch += 1
+                state.micro_in_epoch = 0
+                if not tc.eval_every:
+                    self._evaluate_and_check_patience()
+                self.save_last()
+        bar.close()
+        if not state.history or state.history[-1]["step"] != state.step:
+            self.evaluate_valid()
+        state.done = True
+        self.save_last()
+        accelerator.wait_for_everyone()
+        self.raw.load_trainable_state_dict(ckpt.load_weights(self.best_dir))
+        seconds = round(time.monotonic() - started, 1)
+        return {"best_step": state.best_step, "steps": state.step, "train_seconds": seconds}
+
+    def _epoch(self, started: float, bar) -> None:
+        """The rest of the current epoch (after a resume, the batches not yet done are skipped)."""
+        tc, state, accelerator = self.tc, self.state, self.accelerator
+        self.sampler.use_epoch(state.epoch)
+        loader = self.loader
         batches = accelerator.skip_first_batches(loader, state.micro_in_epoch) if state.micro_in_epoch else loader
         for batch in batches:
-            with accelerator.accumulate(model):
-                out = model(batch)
-                accelerator.backward(out.loss)
-                if accelerator.sync_gradients and tc.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(trainable, tc.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
+            out = train_step(self.model, batch, self.optimizer, accelerator, self.scheduler, tc.max_grad_norm)
             state.micro_in_epoch += 1
-            if not accelerator.sync_gradients:
+            if not out.stepped:
                 continue
-            scheduler.step()
             state.step += 1
-            loss = accelerator.reduce(out.loss.detach(), reduction="mean").item()
-            progress.update(1)
-            progress.set_postfix(loss=f"{loss:.3f}", lr=f"{scheduler.get_last_lr()[-1]:.1e}")
+            loss = accelerator.reduce(out.loss, reduction="mean").item()
+            lr = self.scheduler.get_last_lr()
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr[-1]:.1e}")
             if state.step % tc.log_every == 0 or state.step == 1:
-                log.scalar("train/loss", loss, state.step)
-                log.scalar("train/lr_lora", scheduler.get_last_lr()[0], state.step)
-                log.write({"step": state.step, "epoch": state.epoch, "loss": loss})
-            out_of_time = tc.time_limit_minutes and time.monotonic() - started > 60 * tc.time_limit_minutes
-            state.done = state.step >= total_steps or bool(out_of_time)
+                values = {"train/epoch": state.epoch, "train/loss": loss, "train/lr_lora": lr[0]}
+                accelerator.log(values, step=state.step)
+            state.done = state.step >= self.total_steps or self._out_of_time(started)
             if tc.eval_every and state.step % tc.eval_every == 0 and not state.done:
-                evaluate_valid()
-                state.done = tc.patience > 0 and state.bad_evals >= tc.patience
+                self._evaluate_and_check_patience()
             if state.done:
-                break
+                return
             if state.step % tc.save_every == 0:
-                save(last_dir, resumable=True)
-        if not state.done:
-            state.epoch += 1
-            state.micro_in_epoch = 0
-            if not tc.eval_every:
-                evaluate_valid()
-                state.done = tc.patience > 0 and state.bad_evals >= tc.patience
-            save(last_dir, resumable=True)
-    progress.close()
-    if not state.history or state.history[-1]["step"] != state.step:
-        evaluate_valid()
-    state.done = True
-    save(last_dir, resumable=True)
-    accelerator.wait_for_everyone()
-    raw.load_trainable_state_dict(ckpt.load_weights(best_dir))
-    result = {"best_step": state.best_step, "steps": state.step, "train_seconds": round(time.monotonic() - started, 1)}
-    log.close()
-    return raw, result
+                self.save_last()
+
+    def _out_of_time(self, started: float) -> bool:
+        if not self.tc.time_limit_minutes:
+            return False
+        late = torch.tensor(float(time.monotonic() - started > 60 * self.tc.time_limit_minutes))
+        # Every process must stop at the same step (the next save and evaluation are collective): stop when any
+        # one of them is out of time.
+        return bool(self.accelerator.reduce(late.to(self.accelerator.device), reduction="sum").item() > 0)
 
 
 def _llm_reference(cfg: RunConfig) -> str | None:
@@ -242,42 +294,3 @@ def _llm_reference(cfg: RunConfig) -> str | None:
 
 def _scalars(metrics: dict[str, dict]) -> dict[str, dict[str, float]]:
     return {d: {k: float(v) for k, v in m.items() if isinstance(v, (int, float))} for d, m in metrics.items()}
-
-
-def _progress(accelerator, total: int, done: int):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=done, desc="train", unit="step", disable=not accelerator.is_main_process)
-
-
-class RunLog:
-    """TensorBoard scalars plus a JSON-lines log, written by the main process only."""
-
-    def __init__(self, folder: Path, active: bool):
-        self.active = active
-        self.writer = None
-        if not active:
-            return
-        folder.mkdir(parents=True, exist_ok=True)
-        self.file = (folder / "train_log.jsonl").open("a", encoding="utf-8")
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(folder / "tensorboard"))
-        except ImportError:  # tensorboard is a dependency; a trimmed install still trains
-            logger.warning("tensorboard is not installed: no TensorBoard logs")
-
-    def scalar(self, tag: str, value: float, step: int) -> None:
-        if self.writer is not None:
-            self.writer.add_scalar(tag, value, step)
-
-    def write(self, record: dict) -> None:
-        if self.active:
-            self.file.write(json.dumps(record) + "\n")
-            self.file.flush()
-
-    def close(self) -> None:
-        if self.active:
-            self.file.close()
-            if self.writer is not None:
-                self.writer.close()
