@@ -1,10 +1,13 @@
-"""Media the feature tests make themselves: WAVs from numpy, MP4s from scikit-image's still face via PyAV."""
+"""Media the feature tests make themselves: WAVs from numpy, MP4s from scikit-image's still face via PyAV;
+a custom-layout input folder over them, and the fast extraction settings (the CLI tests use these too)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 SR = 16000
@@ -75,4 +78,23 @@ def media_dir(tmp_path_factory) -> Path:
     write_wav(d / "tone.wav", tone(1.0, lead=0.5, tail=0.5, seed=3))
     write_wav(d / "silent.wav", np.zeros(SR, np.float32))
     (d / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    return d
+
+
+FAST = dict(audio_features=("egemaps", "mfcc"), transcribe="never")
+
+
+def _custom_input(media_dir, tmp_path):
+    d = tmp_path / "in"
+    shutil.copytree(media_dir, d)
+    rows = [
+        ("face", "what a great day", "joy", "train"),
+        ("face_mute", "no sound here", "neutral", "train"),
+        ("blank", "nobody in view", "neutral", "valid"),
+        ("tone", "just a tone", "joy", "test"),
+        ("silent", "", "neutral", "test"),  # no transcript and (transcribe=never) no text: excluded
+        ("corrupt", "broken file", "anger", "train"),
+        ("ghost", "", "anger", "train"),  # no media file and no text
+    ]
+    pd.DataFrame(rows, columns=["id", "text", "label", "split"]).to_csv(d / "data.csv", index=False)
     return d

@@ -1,38 +1,21 @@
-"""``egmf extract`` end to end on generated media: output format, report, resume, refusals, CLI."""
+"""``run_extraction`` (egmf.features.extract) end to end on generated media: output format, report,
+resume, refusals."""
 
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from egmf.errors import RunFolderExistsError
 from egmf.features.config import ExtractSettings
 from egmf.features.extract import run_extraction
 from egmf.features.layouts import read_layout
 
-FAST = dict(audio_features=("egemaps", "mfcc"), transcribe="never")
-
-
-def _custom_input(media_dir, tmp_path):
-    d = tmp_path / "in"
-    shutil.copytree(media_dir, d)
-    rows = [
-        ("face", "what a great day", "joy", "train"),
-        ("face_mute", "no sound here", "neutral", "train"),
-        ("blank", "nobody in view", "neutral", "valid"),
-        ("tone", "just a tone", "joy", "test"),
-        ("silent", "", "neutral", "test"),  # no transcript and (transcribe=never) no text: excluded
-        ("corrupt", "broken file", "anger", "train"),
-        ("ghost", "", "anger", "train"),  # no media file and no text
-    ]
-    pd.DataFrame(rows, columns=["id", "text", "label", "split"]).to_csv(d / "data.csv", index=False)
-    return d
+from .conftest import FAST, _custom_input
 
 
 @pytest.fixture(scope="module")
@@ -115,25 +98,6 @@ def test_output_loads_as_a_custom_dataset(extracted):
     assert train["face_mute"].audio is None and train["face_mute"].vision is not None
     assert data.splits["valid"][0].vision is None  # the clip without a face
     assert data.feature_dims() == {"text": 384, "audio": 25, "vision": 139}
-
-
-def test_cli_extracts_and_reports(media_dir, tmp_path):
-    from egmf.cli.main import app
-
-    src = tmp_path / "clips"
-    src.mkdir()
-    shutil.copy(media_dir / "tone.wav", src / "a.wav")
-    shutil.copy(media_dir / "corrupt.mp4", src / "b.mp4")
-    pd.DataFrame([("a", "hello", "joy", "train"), ("b", "bye", "anger", "train")],
-                 columns=["id", "text", "label", "split"]).to_csv(src / "data.csv", index=False)
-    args = ["extract", "--layout", "custom", "--in", str(src), "--out", str(tmp_path / "o"),
-            "--audio-features", "mfcc", "--transcribe", "never", "--text-features", "none"]
-    res = CliRunner().invoke(app, args)
-    assert res.exit_code == 0, res.output
-    assert "1 extracted, 0 already done, 1 failed" in res.output and "failed b: DataFormatError" in res.output
-    assert np.load(tmp_path / "o" / "features" / "audio" / "a.npy").shape[1] == 40
-    bad = CliRunner().invoke(app, args[:2] + ["vox"] + args[3:])
-    assert bad.exit_code == 2 and "layout: unknown 'vox'; valid choices: meld, simsv2, cherma, custom" in bad.output
 
 
 @pytest.mark.slow

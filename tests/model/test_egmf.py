@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from egmf.data.collate import collate
 from egmf.errors import ConfigError, DataFormatError
 from egmf.model.base import ModelOutput, Prediction, TaskModel
-from egmf.model.config import text_feature_dim
 from egmf.model.llm.config import LoraSettings
 from egmf.model.llm.prompts import IGNORE
 from egmf.model.registry import MODELS, build_model
@@ -72,16 +71,6 @@ def test_text_source_sets_the_fusion_text_dims(build, dims):
     assert build(text_source="llm").fusion_dims(dims)["meld"]["text"] == 32  # the tiny LLM's hidden size
     assert build(text_source="none").fusion_dims(dims)["simsv2"]["text"] == 0
     assert build(text_source="dataset").fusion_dims(dims) == dims
-
-
-@pytest.mark.parametrize("text_source, data_view, fusion_view", [
-    ("dataset", 48, 48), ("sentence", 384, 384), ("none", 0, 0), ("llm", 0, 32),
-])
-def test_text_feature_dim_is_one_rule_for_data_and_fusion(text_source, data_view, fusion_view):
-    """The data holds no text features under llm (the fusion reads the LLM's embeddings, hidden 32 here)."""
-    data_dim = {"dataset": 48, "sentence": 384}.get(text_source, 0)
-    assert text_feature_dim(text_source, data_dim) == data_view  # what load_training_data records
-    assert text_feature_dim(text_source, data_view, llm_hidden=32) == fusion_view  # what EGMF.fusion_dims feeds
 
 
 @pytest.mark.parametrize("switch, k", [(dict(), 3), (dict(fusion={"num_pseudo_tokens": 7}), 7), (dict(use_fusion=False), 0)])

@@ -1,6 +1,6 @@
 """``egmf data synth | inspect | convert | datasets`` as a user runs them (typer's CliRunner).
 
-Run: .venv/bin/python -m pytest tests/cli/test_data_cli.py -q
+Run: .venv/bin/python -m pytest tests/cli/test_data.py -q
 """
 
 from __future__ import annotations

