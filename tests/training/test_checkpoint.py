@@ -1,4 +1,6 @@
-"""The resumable checkpoint: what ``accelerator.save_state`` puts in it, and that ``load_state`` gives it back.
+"""Checkpoints: atomic saves (a kill mid-save keeps or restores the previous one), clear errors for a folder that
+is not a checkpoint, and the resumable state: what ``accelerator.save_state`` puts in it and that ``load_state``
+gives it back.
 
 A resume is exact only if every process's random number generators continue where they stopped: on a GPU
 that includes the CUDA generators (dropout runs there). A CPU machine cannot draw on CUDA, so the CUDA
@@ -8,6 +10,7 @@ one is checked too.
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -16,7 +19,9 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import RNG_STATE_NAME
 
+from egmf.atomic import recover_folder
 from egmf.data.schema import DatasetInfo
+from egmf.errors import DataFormatError
 from egmf.training import checkpoint as ckpt
 
 INFOS = {"d": DatasetInfo("d", "msa", "en", score_range=(-1.0, 1.0), metric_family="sims")}
@@ -146,3 +151,59 @@ def test_on_a_gpu_the_real_cuda_generators_are_saved_and_restored(tmp_path):
     torch.cuda.manual_seed_all(77)
     ckpt.load_resumable(tmp_path / "last", accelerator)
     assert torch.rand(4, device="cuda").tolist() == uninterrupted
+
+
+def test_an_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    infos = INFOS
+    target = tmp_path / "best"
+    ckpt.save_checkpoint(target, {"w": torch.ones(3)}, {"name": "x"}, infos, {"d": {"audio": 2}})
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("killed while saving")
+
+    monkeypatch.setattr(ckpt, "save_file", crash)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save_checkpoint(target, {"w": torch.zeros(3)}, {"name": "x"}, infos, {"d": {"audio": 2}})
+    assert torch.equal(ckpt.load_weights(target)["w"], torch.ones(3))
+    assert sorted(os.listdir(tmp_path)) == ["best"], "no temporary folder is left behind"
+    meta, loaded, dims = ckpt.read_meta(target)
+    assert loaded == infos and dims == {"d": {"audio": 2}}
+
+
+def _kill_between_the_renames(monkeypatch):
+    """Make the next save die after moving the previous checkpoint aside, before renaming the new one in."""
+    real, calls = os.replace, []
+
+    def replace(src, dst):
+        calls.append(src)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed between the renames")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+
+def test_a_save_killed_between_its_renames_is_recovered(tmp_path, monkeypatch):
+    infos = INFOS
+    target = tmp_path / "last"
+    ckpt.save_checkpoint(target, {"w": torch.ones(3)}, {"name": "x"}, infos, {"d": {"audio": 2}})
+    with monkeypatch.context() as m:
+        _kill_between_the_renames(m)
+        with pytest.raises(KeyboardInterrupt):
+            ckpt.save_checkpoint(target, {"w": torch.zeros(3)}, {"name": "x"}, infos, {"d": {"audio": 2}})
+    assert not target.exists() and [p.name for p in tmp_path.iterdir()][0].startswith(".last.old-")
+
+    assert "restored" in recover_folder(target)
+    assert torch.equal(ckpt.load_weights(target)["w"], torch.ones(3)), "the previous, complete checkpoint is back"
+    assert sorted(os.listdir(tmp_path)) == ["last"]
+    assert recover_folder(target) is None, "nothing to do the second time"
+    assert recover_folder(tmp_path / "missing" / "last") is None
+
+
+def test_a_folder_that_is_not_a_checkpoint_is_named_in_the_error(tmp_path):
+    with pytest.raises(DataFormatError, match=rf"{tmp_path}: checkpoint: expected a folder holding trainable.safetensors"):
+        ckpt.read_meta(tmp_path)
+    (tmp_path / ckpt.META).write_text("{}")
+    (tmp_path / ckpt.WEIGHTS).write_bytes(b"\x00\x01truncated")
+    with pytest.raises(DataFormatError, match="trainable.safetensors: safetensors: expected a complete safetensors file"):
+        ckpt.load_weights(tmp_path)
