@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 from transformers import get_cosine_schedule_with_warmup
 
 from egmf.atomic import recover_folder
@@ -33,30 +33,10 @@ from egmf.model.registry import build_model
 from egmf.progress import progress
 from egmf.training import checkpoint as ckpt
 from egmf.training.data import SampleList, TrainingData
+from egmf.training.sampler import EpochShuffle
 from egmf.training.step import train_step
 from egmf.training.tracking import start_trackers, stop_trackers
 from egmf.typed_config import to_dict
-
-
-class EpochShuffle(Sampler[int]):
-    """A permutation drawn from ``seed + epoch``: the order of any epoch can be replayed after a resume.
-
-    The method is deliberately not called ``set_epoch``: Accelerate calls ``set_epoch`` with its own count
-    of iterations over a loader, which restarts at 0 for the loader that skips the batches done before a
-    resume, and would replay the wrong epoch's order.
-    """
-
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed, self.epoch = n, seed, 0
-
-    def use_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        return iter(np.random.default_rng(self.seed + self.epoch).permutation(self.n).tolist())
-
-    def __len__(self) -> int:
-        return self.n
 
 
 @dataclass
