@@ -73,3 +73,68 @@ def test_batch_order_is_shuffled_not_sorted_by_length():
 def test_bad_sizes_are_refused_by_name(kwargs, field):
     with pytest.raises(ValueError, match=field):
         LengthBucketSampler([1, 2, 3], **{"batch_size": 2, "seed": 0, **kwargs})
+
+
+class _Measured:
+    """A model that measures prompts, as EGMF does (the trainer buckets only such models)."""
+
+    def __init__(self, lengths: list[int]):
+        self.lengths = lengths
+
+    def prompt_length(self, sample: int) -> int:
+        return self.lengths[sample]
+
+
+def _shards(processes: int, batch_size: int, lengths: list[int], epoch: int, skip: int = 0, **train):
+    """Each process's batches as Accelerate deals them out of the trainer's loader."""
+    from accelerate.data_loader import prepare_data_loader, skip_first_batches
+
+    from egmf.config import TrainConfig
+    from egmf.training.trainer import train_loader
+
+    tc = TrainConfig(batch_size=batch_size, seed=7, bucket_batches=3, **train)
+    out = []
+    for rank in range(processes):
+        loader, sampler = train_loader(_Measured(lengths), list(range(len(lengths))), tc, processes)
+        loader = prepare_data_loader(loader, num_processes=processes, process_index=rank, put_on_device=False)
+        sampler.use_epoch(epoch)
+        if skip:
+            loader = skip_first_batches(loader, skip)
+        out.append([list(b) for b in loader.batch_sampler])
+    return out
+
+
+@pytest.mark.parametrize("n", [96, 100, 103])
+def test_two_processes_of_batch_4_see_the_batches_of_one_process_of_batch_8(n):
+    lengths = _lengths(n)
+    for epoch in (0, 1):
+        (one,) = _shards(1, 8, lengths, epoch)
+        expected = LengthBucketSampler(lengths, 8, seed=7, bucket_batches=3)
+        expected.use_epoch(epoch)
+        assert one == list(expected)
+        first, second = _shards(2, 4, lengths, epoch)
+        assert len(first) == len(second) == len(one)
+        full = n // 8
+        # Every optimiser step trains on the same 8 samples, process 0 taking the shorter half.
+        assert [a + b for a, b in zip(first[:full], second[:full])] == one[:full]
+        if n % 8:  # the short last batch: Accelerate fills the processes' shares with samples from the epoch's start
+            assert set(one[-1]) <= set(first[-1] + second[-1])
+
+
+def test_a_resume_skipping_batches_continues_with_the_same_shares():
+    lengths = _lengths(96)
+    whole = _shards(2, 4, lengths, epoch=1)
+    resumed = _shards(2, 4, lengths, epoch=1, skip=5)
+    assert resumed == [w[5:] for w in whole]
+
+
+def test_models_without_prompt_length_or_bucketing_off_shuffle_plainly():
+    from egmf.config import TrainConfig
+    from egmf.training.trainer import train_loader
+
+    _, sampler = train_loader(object(), list(range(10)), TrainConfig(batch_size=4), 1)
+    assert isinstance(sampler, EpochShuffle)
+    _, sampler = train_loader(_Measured(_lengths(10)), list(range(10)), TrainConfig(length_bucketing=False), 1)
+    assert isinstance(sampler, EpochShuffle)
+    loader, sampler = train_loader(_Measured(_lengths(10)), list(range(10)), TrainConfig(batch_size=4), 1)
+    assert isinstance(sampler, LengthBucketSampler) and loader.batch_sampler is sampler

@@ -74,3 +74,34 @@ class LengthBucketSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return -(-len(self.lengths) // self.batch_size)
+
+
+class ProcessShares(Sampler[list[int]]):
+    """Global batches of a :class:`LengthBucketSampler` cut into one share per process, in process order.
+
+    Accelerate deals a batch sampler's batches round-robin to the processes (``BatchSamplerShard``: batch ``i``
+    goes to process ``i % processes``), so serving every global batch as ``processes`` consecutive shares gives
+    process ``r`` share ``r`` of each: the samples of one optimiser step on ``P`` processes of batch ``b`` are
+    the batch of one process of batch ``P * b``, and the two runs train on the same batches.
+    """
+
+    def __init__(self, batches: LengthBucketSampler, processes: int):
+        if processes < 1 or batches.batch_size % processes:
+            raise ValueError(
+                f"ProcessShares: the global batch size {batches.batch_size} must be a multiple of the "
+                f"{processes} processes"
+            )
+        self.batches, self.processes = batches, processes
+        self.batch_size = batches.batch_size // processes  # read by Accelerate's BatchSamplerShard
+
+    def use_epoch(self, epoch: int) -> None:
+        self.batches.use_epoch(epoch)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.batches:
+            for start in range(0, len(batch), self.batch_size):
+                yield batch[start:start + self.batch_size]
+
+    def __len__(self) -> int:
+        n, size = len(self.batches.lengths), self.batches.batch_size
+        return (n // size) * self.processes + -(-(n % size) // self.batch_size)
