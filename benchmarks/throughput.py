@@ -38,6 +38,7 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,8 +111,6 @@ def run_config(args, variant: Variant, layers: int):
     ]
     if args.train_n:
         overrides.append(f"data.limit.train={args.train_n}")
-    if args.smoke:  # the tiny LLM's byte tokenizer spends a token per byte
-        overrides.append("model.prompt.max_prompt_tokens=1024")
     return load_config(MELD_CONFIG, overrides)
 
 
@@ -212,21 +211,28 @@ def memory_only(args) -> None:
     built = build(cfg, variant, data)
     rss_built = own_peak_mb()
     train = data.split("train")
-    lengths = [built.raw.prompt_length(s) for s in train]
-    batches = batch_orders(lengths, 8, cfg.train.seed, cfg.train.bucket_batches)[variant.bucketing]
-    for r in range(args.warmup + args.steps):
-        one_step(built, [train[i] for i in batches[r % len(batches)]])
+    if args.lengths:  # the parent's, so the child trains on the timed run's batches
+        lengths = json.loads(Path(args.lengths).read_text(encoding="utf-8"))
+    else:
+        lengths = [built.raw.prompt_length(s) for s in train]
+    if len(lengths) != len(train):
+        sys.exit(f"{args.lengths}: {len(lengths)} prompt lengths for {len(train)} train utterances")
+    batches = batch_orders(lengths, cfg.train.batch_size, cfg.train.seed, cfg.train.bucket_batches)[variant.bucketing]
+    # The timed run's batches, then the epoch's widest one: the peak of a whole epoch, not of its first steps.
+    widest = max(batches, key=lambda b: max(lengths[i] for i in b))
+    for batch in [batches[r % len(batches)] for r in range(args.warmup + args.steps)] + [widest]:
+        one_step(built, [train[i] for i in batch])
     rss_train = own_peak_mb()
     evaluate_seconds(built, data.split("valid"))
-    print(MEMORY_TAG + json.dumps({"variant": variant.name, "built_mb": rss_built, "train_mb": rss_train,
-                                           "peak_mb": own_peak_mb()}),
-          flush=True)
+    peaks = {"variant": variant.name, "built_mb": rss_built, "train_mb": rss_train, "peak_mb": own_peak_mb()}
+    print(MEMORY_TAG + json.dumps(peaks), flush=True)
 
 
-def child_memory(args, variant: Variant, layers: int) -> dict:
+def child_memory(args, variant: Variant, layers: int, lengths: Path) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-only", variant.name, "--layers", str(layers),
-           "--threads", str(args.threads), "--steps", str(args.steps), "--warmup", str(args.warmup),
-           "--eval-n", str(args.eval_n), "--train-n", str(args.train_n)] + (["--smoke"] if args.smoke else [])
+           "--lengths", str(lengths), "--threads", str(args.threads), "--steps", str(args.steps),
+           "--warmup", str(args.warmup), "--eval-n", str(args.eval_n), "--train-n", str(args.train_n),
+           *(["--smoke"] if args.smoke else [])]
     out = subprocess.run(cmd, capture_output=True, text=True)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith(MEMORY_TAG)), None)
     if out.returncode or line is None:
@@ -245,12 +251,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = OMP_NUM_THREADS, else every core)")
     ap.add_argument("--eval-n", type=int, default=96, help="MELD dev utterances decoded per configuration")
     ap.add_argument("--train-n", type=int, default=0, help="MELD train utterances batched (0 = all)")
-    ap.add_argument("--smoke", action="store_true", help="tiny LLM, 3 steps, a few real rows: checks the script")
+    ap.add_argument("--smoke", action="store_true",
+                    help="tiny LLM, 1 + 2 steps, 160 real rows, 1 thread unless --threads, one memory child: checks "
+                         "the script")
     ap.add_argument("--memory-only", choices=[v.name for v in MEMORY_VARIANTS], help=argparse.SUPPRESS)
     ap.add_argument("--layers", type=int, default=0, help=argparse.SUPPRESS)  # the LLM's layers, for the child
+    ap.add_argument("--lengths", help=argparse.SUPPRESS)  # a JSON file of the train prompt lengths, for the child
     args = ap.parse_args()
     if args.smoke:
         args.steps, args.warmup, args.eval_n, args.train_n = 2, 1, 8, args.train_n or 160
+        args.threads = args.threads or 1  # a check, on cores other jobs share
     if args.steps < 1 or args.warmup < 0 or args.eval_n < 1:
         ap.error("--steps >= 1, --warmup >= 0, --eval-n >= 1")
     import torch
@@ -303,9 +313,12 @@ def main() -> None:
     built.clear()  # the children measure alone; nothing of this process trains while they run
     gc.collect()
     memory = {}
-    for v in MEMORY_VARIANTS:
-        memory[v.name] = child_memory(args, v, layers)
-        print(f"memory {v.name}: {memory[v.name]['peak_mb']:.0f} MiB", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        lengths_file = Path(tmp) / "lengths.json"
+        lengths_file.write_text(json.dumps(lengths), encoding="utf-8")
+        for v in MEMORY_VARIANTS[:1] if args.smoke else MEMORY_VARIANTS:
+            memory[v.name] = child_memory(args, v, layers, lengths_file)
+            print(f"memory {v.name}: {memory[v.name]['peak_mb']:.0f} MiB", flush=True)
 
     native_bf16 = resolve_precision("auto") == "bf16"
     epoch_steps = len(orders[False])  # one epoch of the batched train split (all of MELD train by default)
@@ -367,7 +380,7 @@ def main() -> None:
         "once and predict_samples always sorts by prompt length), so their rows are not repeated here. The "
         "models are those after the timed steps (speed, not quality).",
         "",
-        "## Peak resident memory (ru_maxrss)", "",
+        "## Peak resident memory", "",
         "| what | model built | after training | after evaluation | target (< 4 GB) |", "|---|---:|---:|---:|---|",
         *[f"| {name}: alone, in a child process | {m['built_mb']:.0f} MiB | {m['train_mb']:.0f} MiB | "
           f"{m['peak_mb']:.0f} MiB ({m['peak_mb'] / 1024:.2f} GiB) | {verdict(m['peak_mb'] * 2**20 < GiB4)} |"
@@ -377,7 +390,8 @@ def main() -> None:
         "",
         f"Peaks so far at each point: a child's is its own address space's high-water mark (VmHWM: ru_maxrss "
         f"would carry this process's peak into it across the exec); it trains {args.warmup + args.steps} steps "
-        "on the same batches and evaluates the same dev utterances. This process's is its ru_maxrss.",
+        "on the same batches, then the epoch's widest batch, and evaluates the same dev utterances. This "
+        "process's is its ru_maxrss.",
         "",
     )
     section.write([
