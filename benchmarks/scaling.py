@@ -20,11 +20,77 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import Section  # noqa: E402
-from throughput import build, decode, train_steps  # noqa: E402
+
+
+@dataclass
+class Bench:
+    """What the trainer builds for a config: its accelerator, the prepared model and optimiser, the data."""
+
+    cfg: object
+    accelerator: object
+    model: object
+    optimizer: object
+    data: object
+
+
+def build(backend: str, k: int, data_dir: Path, n_train: int, smoke: bool) -> Bench:
+    """The model, optimiser and data of a training config on generated MELD-format data, built and prepared
+    as the trainer does."""
+    from egmf.config import config_from_dict
+    from egmf.data.synth import write_synthetic
+    from egmf.model.registry import build_model
+    from egmf.training.data import load_training_data
+    from egmf.training.trainer import build_optimizer, make_accelerator
+
+    if not data_dir.exists():
+        write_synthetic("meld", data_dir, size=n_train, seed=0)
+    cfg = config_from_dict({
+        "data": {"datasets": [{"name": "meld", "path": str(data_dir)}]},
+        "model": {"name": "egmf", "text_source": "dataset",
+                  "llm": {"backend": backend, "autocast": "none" if smoke else "bf16"},
+                  "fusion": {"d_model": 16 if smoke else 128, "n_heads": 2 if smoke else 4, "num_pseudo_tokens": k},
+                  "lora": {"r": 8}, "prompt": {"max_context_turns": 3, "max_prompt_tokens": 768 if smoke else 256}},
+        "train": {"batch_size": 8},
+    })
+    data = load_training_data(cfg.data, cfg.model.text_source)
+    accelerator = make_accelerator(cfg)
+    model = build_model(cfg.model, data.infos, data.feature_dims)
+    model, opt = accelerator.prepare(model, build_optimizer(model, cfg.train))
+    return Bench(cfg, accelerator, model, opt, data)
+
+
+def train_steps(bench: Bench, samples, batch_size: int, steps: int) -> list[float]:
+    """Seconds of each optimiser step of the trainer's own ``train_step`` (forward, backward, clip, AdamW)
+    over consecutive batches."""
+    from egmf.data.collate import collate
+    from egmf.training.step import train_step
+
+    times, i = [], 0
+    bench.model.train()
+    for _ in range(steps):
+        batch = [samples[(i + j) % len(samples)] for j in range(batch_size)]
+        i += batch_size
+        t = time.perf_counter()
+        train_step(bench.model, collate(batch).to(bench.accelerator.device), bench.optimizer, bench.accelerator,
+                   max_grad_norm=bench.cfg.train.max_grad_norm)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def decode(model, samples, mode: str, batch_size: int) -> tuple[float, float, int]:
+    """``(seconds, accuracy, unparsed answers)`` of predicting ``samples`` with ``mode`` decoding."""
+    from egmf.evaluation.evaluate import predict_samples
+
+    t = time.perf_counter()
+    preds = predict_samples(model, samples, batch_size, mode)
+    secs = time.perf_counter() - t
+    acc = sum(p.prediction == s.label for p, s in zip(preds, samples)) / len(samples)
+    return secs, acc, sum(not p.parsed for p in preds)
 
 
 def k_sweep(ks, backend, data_dir, steps, warmup, smoke) -> list[str]:

@@ -70,17 +70,38 @@ class TrainConfig:
         default="auto", metadata={"help": "auto = bf16 where the device supports it"}
     )
     seed: int = field(default=1111, metadata={"help": "seed of this run (egmf train --seeds overrides)"})
-    eval_every: int = field(default=0, metadata={"help": "evaluate on valid every N steps (0 = once per epoch)"})
+    eval_every: int = field(
+        default=0, metadata={"help": "evaluate on valid every N steps, and after the last (0 = once per epoch)"}
+    )
+    num_evals: int = field(
+        default=0,
+        metadata={"help": "evaluate on valid this many times, evenly spread, the last at the final step "
+                          "(0 = eval_every decides); overrides eval_every"},
+    )
+    length_bucketing: bool = field(
+        default=True,
+        metadata={"help": "batch training samples of similar prompt length (less padding; models with "
+                          "prompt_length only, the others shuffle plainly)"},
+    )
+    bucket_batches: int = field(
+        default=50,
+        metadata={"help": "length bucketing: batches per length-sorted bucket (larger = less padding, less random)"},
+    )
+    threads: int = field(
+        default=0,
+        metadata={"help": "torch CPU threads per process (0 = OMP_NUM_THREADS if set, else the cores available "
+                          "to this process divided by the processes on this machine)"},
+    )
     save_every: int = field(default=50, metadata={"help": "write the resumable 'last' checkpoint every N steps"})
     patience: int = field(default=3, metadata={"help": "early stopping: evaluations without improvement (0 = off)"})
     log_every: int = field(default=10, metadata={"help": "log loss and learning rate every N steps"})
 
     def __post_init__(self):
         check_choices(self, "train")
-        for name in ("epochs", "batch_size", "grad_accum", "save_every", "log_every"):
+        for name in ("epochs", "batch_size", "grad_accum", "save_every", "log_every", "bucket_batches"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name}: expected an integer >= 1, got {getattr(self, name)}")
-        for name in ("max_steps", "eval_every", "patience"):
+        for name in ("max_steps", "eval_every", "num_evals", "patience", "threads"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name}: expected an integer >= 0, got {getattr(self, name)}")
         if not 0 <= self.warmup_ratio < 1:

@@ -49,6 +49,25 @@ def _meld_only(config: Path) -> Path:
     return config
 
 
+# EGMF on the tiny LLM measures its prompts, so its batches are length-bucketed (train.length_bucketing, on by
+# default); the late-fusion baseline has no prompt and shuffles plainly: the resume test covers both samplers.
+TINY_EGMF = {
+    "name": "egmf", "text_source": "dataset",
+    "llm": {"backend": "tiny", "tiny_hidden_size": 32, "tiny_layers": 2},
+    "fusion": {"d_model": 16, "n_heads": 2, "num_pseudo_tokens": 2},
+}
+
+
+def _with_model(config: Path, model: str) -> Path:
+    import yaml
+
+    if model == "egmf":
+        data = yaml.safe_load(config.read_text())
+        data["model"] = TINY_EGMF
+        config.write_text(yaml.safe_dump(data))
+    return config
+
+
 def _saved_state(state_file: Path) -> dict:
     """The state a resume will read: ``last``'s, or the one a kill between a save's two renames left aside."""
     if state_file.is_file():
@@ -61,9 +80,21 @@ def _weights(seed_dir: Path, which: str) -> dict[str, torch.Tensor]:
     return ckpt.load_weights(seed_dir / "checkpoints" / which)
 
 
-def test_a_run_killed_mid_epoch_resumes_to_the_same_result(tiny_data, tmp_path):
+EGMF_RESUME_DRIFT = pytest.mark.xfail(
+    strict=True,
+    reason="EGMF (tiny LLM) resumes close to, not exactly on, the uninterrupted run, with or without length "
+    "bucketing: the first loss after the resume differs by ~1e-6 and the weights drift apart (up to ~1e-2 after 20 "
+    "more steps), while two uninterrupted runs are bit-identical; the samplers replay their batches exactly "
+    "(tests/training/test_sampler.py), so some EGMF state is not restored exactly",
+)
+
+
+@pytest.mark.parametrize("model", ["late_fusion", pytest.param("egmf", marks=EGMF_RESUME_DRIFT)])
+def test_a_run_killed_mid_epoch_resumes_to_the_same_result(tiny_data, tmp_path, model):
     config = _meld_only(write_config(tmp_path / "cfg.yaml", tiny_data, tmp_path / "runs", epochs=4, save_every=3))
-    _finish(_train(config, "--name", "straight"))
+    config = _with_model(config, model)
+    out = _finish(_train(config, "--name", "straight"))
+    assert ("LengthBucketSampler" if model == "egmf" else "EpochShuffle") in out
 
     proc = _train(config, "--name", "killed")
     state_file = tmp_path / "runs" / "killed" / "seed_1111" / "checkpoints" / "last" / ckpt.STATE

@@ -6,7 +6,9 @@ split's main metric (never test), and a resumable ``last`` checkpoint every ``sa
 best checkpoint is reloaded at the end for the final valid/test evaluation. The same code runs on one CPU,
 ``accelerate launch --cpu --num_processes 2`` (gloo), or many GPUs.
 
-Each batch goes through ``egmf.training.step.train_step`` (the step the benchmarks time too); resume state is
+Batches are length-bucketed where the model measures prompts (``sampler.py``); valid is scored on the plan of
+``schedule.py``; torch uses this process's share of the cores (``train.threads``). Each batch goes through
+``egmf.training.step.train_step`` (the step the benchmarks time too); resume state is
 ``accelerator.save_state`` (``checkpoint.save_resumable``); logs go through Accelerate's trackers
 (``tracking.py``); the progress bar is ``egmf.progress`` (plain lines in a log file).
 """
@@ -14,49 +16,31 @@ Each batch goes through ``egmf.training.step.train_step`` (the step the benchmar
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 from transformers import get_cosine_schedule_with_warmup
 
 from egmf.atomic import recover_folder
-from egmf.config import RunConfig
+from egmf.config import RunConfig, TrainConfig
 from egmf.data.collate import collate
+from egmf.data.schema import Sample
 from egmf.evaluation.evaluate import predict_samples, score, selection_score
 from egmf.model.registry import build_model
 from egmf.progress import progress
 from egmf.training import checkpoint as ckpt
 from egmf.training.data import SampleList, TrainingData
+from egmf.training.sampler import EpochShuffle, LengthBucketSampler, ProcessShares
+from egmf.training.schedule import evaluation_steps
 from egmf.training.step import train_step
 from egmf.training.tracking import start_trackers, stop_trackers
 from egmf.typed_config import to_dict
-
-
-class EpochShuffle(Sampler[int]):
-    """A permutation drawn from ``seed + epoch``: the order of any epoch can be replayed after a resume.
-
-    The method is deliberately not called ``set_epoch``: Accelerate calls ``set_epoch`` with its own count
-    of iterations over a loader, which restarts at 0 for the loader that skips the batches done before a
-    resume, and would replay the wrong epoch's order.
-    """
-
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed, self.epoch = n, seed, 0
-
-    def use_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        return iter(np.random.default_rng(self.seed + self.epoch).permutation(self.n).tolist())
-
-    def __len__(self) -> int:
-        return self.n
 
 
 @dataclass
@@ -94,6 +78,23 @@ def _no_accelerator() -> bool:
     )
 
 
+def resolve_threads(setting: int) -> int:
+    """Torch CPU threads for this process: ``setting``, else OMP_NUM_THREADS, else its share of the cores.
+
+    The share is the cores this process may run on (its affinity, not the machine's count) divided by the
+    processes launched on this machine (``LOCAL_WORLD_SIZE``, set by torchrun / accelerate launch), so that
+    two processes on two cores do not oversubscribe them.
+    """
+    if setting:
+        return setting
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    return max(1, cores // max(1, local))
+
+
 def make_accelerator(cfg: RunConfig) -> Accelerator:
     return Accelerator(
         # Without cpu=True, Accelerate ignores torchrun's WORLD_SIZE on a machine with no accelerator and
@@ -112,6 +113,7 @@ def fit(cfg: RunConfig, data: TrainingData, seed_dir: Path, resume: bool = False
 
     Returns ``(model, info)``: the unwrapped model holding the best checkpoint's weights, and a summary
     (best step, steps, seconds)."""
+    torch.set_num_threads(resolve_threads(cfg.train.threads))
     accelerator = accelerator or make_accelerator(cfg)
     # One accelerator serves every seed of a run: forget the previous seed's prepared model and optimizer,
     # or save_state / load_state would carry them along.
@@ -146,12 +148,11 @@ class SeedTraining:
         tc = cfg.train
         model = build_model(cfg.model, data.infos, data.feature_dims)
         optimizer = build_optimizer(model, tc)
-        self.sampler = EpochShuffle(len(data.split("train")), tc.seed)
-        loader = DataLoader(SampleList(data.split("train")), batch_size=tc.batch_size, sampler=self.sampler,
-                            collate_fn=collate)
+        loader, self.sampler = train_loader(model, data.split("train"), tc, accelerator.num_processes)
         self.model, self.optimizer, self.loader = accelerator.prepare(model, optimizer, loader)
         steps_per_epoch = max(1, math.ceil(len(self.loader) / tc.grad_accum))
         self.total_steps = tc.max_steps or tc.epochs * steps_per_epoch
+        self.eval_steps = set(evaluation_steps(self.total_steps, tc.eval_every, tc.num_evals))
         # Prepared, so that save_state / load_state carry it (it steps once per optimiser step: see
         # make_accelerator's step_scheduler_with_optimizer=False).
         self.scheduler = accelerator.prepare(
@@ -160,7 +161,8 @@ class SeedTraining:
         self.raw = accelerator.unwrap_model(self.model)
         accelerator.print(
             f"training {cfg.model.name} on {accelerator.num_processes} process(es), device {accelerator.device}, "
-            f"precision {accelerator.mixed_precision}, {self.total_steps} steps"
+            f"precision {accelerator.mixed_precision}, {torch.get_num_threads()} thread(s), "
+            f"{type(self.sampler).__name__} batches, {self.total_steps} steps, {_evaluations(self.eval_steps)}"
         )
         self.state = TrainerState()
         self.last_dir, self.best_dir = seed_dir / "checkpoints" / "last", seed_dir / "checkpoints" / "best"
@@ -222,7 +224,8 @@ class SeedTraining:
 
     def _evaluate_and_check_patience(self) -> None:
         self.evaluate_valid()
-        self.state.done = self.tc.patience > 0 and self.state.bad_evals >= self.tc.patience
+        out_of_patience = self.tc.patience > 0 and self.state.bad_evals >= self.tc.patience
+        self.state.done = self.state.done or out_of_patience
 
     # -- the loop --------------------------------------------------------------------------------------------
 
@@ -238,11 +241,11 @@ class SeedTraining:
             if not state.done:
                 state.epoch += 1
                 state.micro_in_epoch = 0
-                if not tc.eval_every:
+                if not self.eval_steps:  # once per epoch
                     self._evaluate_and_check_patience()
                 self.save_last()
         bar.close()
-        if not state.history or state.history[-1]["step"] != state.step:
+        if not state.history or state.history[-1]["step"] != state.step:  # stopped at a step not evaluated
             self.evaluate_valid()
         state.done = True
         self.save_last()
@@ -271,7 +274,7 @@ class SeedTraining:
                 values = {"train/epoch": state.epoch, "train/loss": loss, "train/lr_lora": lr[0]}
                 accelerator.log(values, step=state.step)
             state.done = state.step >= self.total_steps or self._out_of_time(started)
-            if tc.eval_every and state.step % tc.eval_every == 0 and not state.done:
+            if state.step in self.eval_steps:
                 self._evaluate_and_check_patience()
             if state.done:
                 return
@@ -285,6 +288,32 @@ class SeedTraining:
         # Every process must stop at the same step (the next save and evaluation are collective): stop when any
         # one of them is out of time.
         return bool(self.accelerator.reduce(late.to(self.accelerator.device), reduction="sum").item() > 0)
+
+
+def train_loader(
+    model, samples: list[Sample], tc: TrainConfig, processes: int
+) -> tuple[DataLoader, EpochShuffle | LengthBucketSampler | ProcessShares]:
+    """The train split's loader and the sampler whose ``use_epoch`` picks each epoch's order.
+
+    With ``train.length_bucketing`` and a model that can measure prompts (``prompt_length``: EGMF; the
+    baselines have no prompt), batches are length-bucketed at the global batch size (``batch_size`` times the
+    processes) and each process takes its share (:class:`ProcessShares`), so P processes of batch b train on
+    the batches of one process of batch P * b; otherwise a seeded shuffle, batched by the loader.
+    """
+    length = getattr(model, "prompt_length", None) if tc.length_bucketing else None
+    if length is None:
+        sampler = EpochShuffle(len(samples), tc.seed)
+        return DataLoader(SampleList(samples), batch_size=tc.batch_size, sampler=sampler, collate_fn=collate), sampler
+    buckets = LengthBucketSampler([length(s) for s in samples], tc.batch_size * processes, tc.seed, tc.bucket_batches)
+    batches = ProcessShares(buckets, processes) if processes > 1 else buckets
+    return DataLoader(SampleList(samples), batch_sampler=batches, collate_fn=collate), batches
+
+
+def _evaluations(steps: set[int]) -> str:
+    if not steps:
+        return "valid after every epoch"
+    shown = sorted(steps)
+    return f"valid at steps {', '.join(map(str, shown[:6]))}{', ...' if len(shown) > 6 else ''}"
 
 
 def _llm_reference(cfg: RunConfig) -> str | None:
