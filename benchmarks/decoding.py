@@ -78,11 +78,12 @@ def load(args, tmp: Path):
     from egmf.training.data import load_training_data
 
     if args.smoke:
-        from throughput import build
+        from scaling import build
 
-        cfg, model, _, data = build("tiny", 2, tmp / "meld", 48, smoke=True)
+        bench = build("tiny", 2, tmp / "meld", 48, smoke=True)
+        model = bench.accelerator.unwrap_model(bench.model)
         model.eval()
-        return model, data.split("test"), "tiny random LLM, untrained, generated MELD-format data"
+        return model, bench.data.split("test"), "tiny random LLM, untrained, generated MELD-format data"
     from egmf.training.checkpoint import load_model
 
     if not (args.checkpoint / "trainable.safetensors").is_file():

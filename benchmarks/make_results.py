@@ -19,9 +19,9 @@ from egmf.atomic import write_text_atomic
 ROOT = Path(__file__).resolve().parent
 # (results file stem, the script that writes it, what it measures) in reading order.
 SECTIONS = [
-    ("throughput", "benchmarks/throughput.py", "training / evaluation samples/s, constrained vs free decoding, peak memory"),
+    ("throughput", "benchmarks/throughput.py", "MELD training step with each speed switch off / on (ratios), padding, "
+     "the fusion's overhead over the LLM alone, evaluation samples/s, peak memory"),
     ("decoding", "benchmarks/decoding.py", "constrained classification against free generation, trained checkpoint"),
-    ("fusion_overhead", "benchmarks/fusion_overhead.py", "the fusion's cost against the LLM alone"),
     ("scaling", "benchmarks/scaling.py", "time against K and against dataset size"),
     ("quality_meld", "benchmarks/quality.py meld", "MELD dev: EGMF and every baseline"),
     ("ablation_meld", "benchmarks/ablation.py", "MELD dev: EGMF's ablations (experts, expert gate, K, LoRA rank)"),
