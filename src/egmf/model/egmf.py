@@ -470,7 +470,8 @@ class EGMF(nn.Module):
         return groups
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """LoRA weights and the whole fusion state (parameters and buffers), detached copies."""
+        """LoRA weights, the whole fusion state (parameters and buffers) and the slot visibility gate, detached
+        copies."""
         state = {f"llm.{n}": p.detach().clone() for n, p in self.llm.named_parameters() if p.requires_grad}
         if self.fusion is not None:
             state.update({f"fusion.{k}": v.detach().clone() for k, v in self.fusion.state_dict().items()})
@@ -484,7 +485,7 @@ class EGMF(nn.Module):
         if missing or unexpected:
             raise ConfigError(
                 f"trainable state: does not match this model (check model settings: K, LoRA rank/targets, experts, "
-                f"text_source); missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
+                f"text_source, pseudo_visibility); missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
                 f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}"
             )
         params = dict(self.llm.named_parameters())

@@ -145,6 +145,7 @@ class SeedTraining:
         self.cfg, self.tc, self.data, self.accelerator = cfg, cfg.train, data, accelerator
         tc = cfg.train
         model = build_model(cfg.model, data.infos, data.feature_dims)
+        if hasattr(model, "fit_class_weights"): model.fit_class_weights(data.split("train"))  # noqa: E701 (loss weights from train labels)
         optimizer = build_optimizer(model, tc)
         self.sampler = EpochShuffle(len(data.split("train")), tc.seed)
         loader = DataLoader(SampleList(data.split("train")), batch_size=tc.batch_size, sampler=self.sampler,

@@ -86,8 +86,13 @@ def _after_shared_prefix(llm, embeds, attention_mask, position_ids, share_prefix
     return p, {CACHE_ARG: past}, embeds, attention_mask, position_ids, rest_bias
 
 
-def _prefill(llm, embeds, attention_mask, position_ids, share_prefix: bool = True, key_bias=None):
-    """The prompt pass of generation: ``(last-column logits, KV cache, attention mask to extend, key bias over
+def _prefill(llm, embeds, attention_mask, position_ids, share_prefix: bool = True):
+    """The prompt pass of generation: ``(last-column logits, KV cache, attention mask to extend)``."""
+    return _prefill_biased(llm, embeds, attention_mask, position_ids, share_prefix)[:3]
+
+
+def _prefill_biased(llm, embeds, attention_mask, position_ids, share_prefix: bool = True, key_bias=None):
+    """:func:`_prefill` with a key bias: ``(last-column logits, KV cache, attention mask to extend, key bias over
     its columns or None)``."""
     _, cache, embeds, attention_mask, position_ids, key_bias = _after_shared_prefix(
         llm, embeds, attention_mask, position_ids, share_prefix, key_bias)
@@ -257,7 +262,7 @@ def greedy_decode(llm, embeds, attention_mask, position_ids, tokenizer, max_new_
     constraints = constraints or [None] * b
     steps = max([max_new_tokens] + [c.max_len + 1 for c in constraints if c is not None])
     eos = tokenizer.eos_token_id
-    logits, cache, mask, bias = _prefill(llm, embeds, attention_mask, position_ids, share_prefix, key_bias)
+    logits, cache, mask, bias = _prefill_biased(llm, embeds, attention_mask, position_ids, share_prefix, key_bias)
     pos = position_ids[:, -1:]
     out_ids: list[list[int]] = [[] for _ in range(b)]
     texts = [""] * b
