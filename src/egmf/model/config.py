@@ -35,6 +35,13 @@ def text_feature_dim(text_source: str, data_dim: int, llm_hidden: int = 0) -> in
     return data_dim
 
 
+PseudoInit = Literal["anchored", "plain"]
+PseudoVisibility = Literal["gated", "open"]
+AnswerLoss = Literal["sample_sum", "sample_mean", "token_mean"]
+ClassWeighting = Literal["none", "balanced", "sqrt"]
+LabelScoring = Literal["sum", "mean", "first"]
+
+
 @dataclass
 class ModelConfig:
     name: str = field(default="egmf", metadata={"help": "registered model name (egmf.model.registry.MODELS)"})
@@ -70,8 +77,64 @@ class ModelConfig:
         },
     )
 
+    pseudo_init: PseudoInit = field(
+        default="anchored",
+        metadata={
+            "help": "how the pseudo tokens start: 'anchored' = slot k is a learned anchor initialised from a distinct "
+            "real word embedding (on the embedding distribution, K distinct slots) plus the fusion's residual at "
+            "pseudo_residual_scale of the mean embedding norm; 'plain' = the fusion's LayerNorm output at the mean "
+            "embedding norm (the original tokens: about orthogonal to the mean embedding, slots nearly identical)"
+        },
+    )
+    pseudo_residual_scale: float = field(
+        default=0.3, metadata={"help": "'anchored': the fusion residual's initial norm as a share of the mean embedding norm"}
+    )
+    pseudo_visibility: PseudoVisibility = field(
+        default="gated",
+        metadata={
+            "help": "'gated': a learned per-slot visibility gate adds log(sigmoid(g_k)) to the attention logit of every "
+            "query on pseudo slot k, and the slots take no position of their own (the text keeps the text-only "
+            "prompt's positions), so EGMF starts as llm_text (exactly so as g -> -inf) and fusion can only add; "
+            "'open': the slots are ordinary tokens (the original behaviour)"
+        },
+    )
+    pseudo_gate_init: float = field(
+        default=-6.0,
+        metadata={"help": "'gated': g at init (sigmoid(-6) = 0.0025: each slot's attention weight scaled by that)"},
+    )
+    answer_loss: AnswerLoss = field(
+        default="sample_sum",
+        metadata={
+            "help": "the LM loss: per sample over its answer tokens (EOS included) the 'sample_sum' (the answer's "
+            "negative log-likelihood; every sample weighs one answer) or 'sample_mean' (divided by its token count, "
+            "which weighs the deciding first token of a 4-token answer half as much as a 2-token one's), then the "
+            "mean over samples; 'token_mean' = the mean over every answer token of the batch (the original)"
+        },
+    )
+    class_weighting: ClassWeighting = field(
+        default="none",
+        metadata={
+            "help": "ERC sample weights in the loss from the train split's label counts n_c (the trainer calls "
+            "fit_class_weights): 'balanced' w_c ~ 1/n_c, 'sqrt' w_c ~ 1/sqrt(n_c), scaled so the train mean weight "
+            "is 1; 'none' = every sample 1. MSA samples weigh 1"
+        },
+    )
+    label_scoring: LabelScoring = field(
+        default="first",
+        metadata={
+            "help": "constrained ERC decoding: a label's score is the 'sum' of its tokens' log-probabilities (label + "
+            "EOS), their 'mean', or the 'first' token's (the distribution of a model constrained to write a label "
+            "when the first tokens are distinct: the first token decides the label); 'first' on a label set whose "
+            "first tokens collide scores that dataset by 'sum'"
+        },
+    )
+
     def __post_init__(self):
         check_choices(self, "model")
+        if not self.pseudo_residual_scale > 0:
+            raise ConfigError(f"model.pseudo_residual_scale: expected > 0, got {self.pseudo_residual_scale}")
+        if not -50.0 <= self.pseudo_gate_init <= 50.0:
+            raise ConfigError(f"model.pseudo_gate_init: expected a logit in [-50, 50], got {self.pseudo_gate_init}")
         if self.max_utterance_tokens < 1:
             raise ConfigError(f"model.max_utterance_tokens: expected >= 1, got {self.max_utterance_tokens}")
         if self.max_new_tokens < 1:

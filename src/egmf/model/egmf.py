@@ -9,6 +9,15 @@ only, the tokens before the pseudo slot are also read apart, without gradients b
 ``egmf.model.llm.segments``). ``predict`` answers with constrained decoding (always a valid label / in-range
 score) or free generation + parsing.
 
+How it starts (``model.pseudo_init`` / ``pseudo_visibility``): each pseudo slot is a learned anchor drawn from the
+word embeddings plus the fusion's residual, and a per-slot visibility gate, almost closed at init, biases every
+query's attention to the slots by ``log sigmoid(g_k)`` while the slots take no position of their own; so at step 0
+EGMF reads its prompt as the text-only LLM does (within the leak ``sigmoid(g)``) and fusion can only add.
+
+The loss (``model.answer_loss``) is per sample over its answer tokens, then the mean over samples, optionally
+with class weights fitted on the train labels (:meth:`EGMF.fit_class_weights`); constrained classification scores
+each label by ``model.label_scoring``.
+
 Registered as ``egmf``; ``llm_text`` is the same model without fusion (the text-only LLM baseline) and
 ``egmf_mean_gate`` the same model with both gating levels off (uniform means).
 """
@@ -29,13 +38,68 @@ from egmf.errors import ConfigError, DataFormatError
 from egmf.model.base import FusionOutput, ModelOutput, Prediction
 from egmf.model.config import ModelConfig, text_feature_dim
 from egmf.model.llm.backends import load_llm
-from egmf.model.llm.decoding import NumberConstraint, greedy_decode, parse_label, parse_score, score_options
+from egmf.model.llm.decoding import (NumberConstraint, distinct_first_tokens, greedy_decode, parse_label, parse_score,
+                                     score_options)
 from egmf.model.llm.lora import lora_parameters, wrap_with_lora
 from egmf.model.llm.precision import cast_frozen_linears, resolve_frozen_dtype
 from egmf.model.llm.prompts import IGNORE, EncodedBatch, PromptEncoder, format_score
-from egmf.model.llm.segments import segmented_logits, shared_prefix_length
+from egmf.model.llm.segments import biased_mask, segmented_logits, shared_prefix_length
 
 DECODINGS = ("constrained", "free")
+
+
+class SlotVisibility(nn.Module):
+    """The per-slot visibility gate: ``g_k = init + RATE * theta_k`` (``theta`` starts at 0); the LLM adds
+    ``log sigmoid(g_k)`` to every attention logit on slot k's key, i.e. scales its attention weight by
+    ``sigmoid(g_k)``.
+
+    ``RATE``: Adam moves ``theta`` by about the learning rate per step whatever the gradient's size (which is
+    ``~sigmoid(g)``, small while the gate is nearly closed), so with ``g`` itself as the parameter a gate starting
+    at -6 would need some 6,000 steps at lr 1e-3 to open; scaled by 50 it can open within about a hundred, as fast
+    as the evidence for it arrives. Weight decay on ``theta`` pulls ``g`` back to its (closed) start, not to 0.
+    """
+
+    RATE = 50.0
+
+    def __init__(self, k: int, init: float):
+        super().__init__()
+        self.init = float(init)
+        self.theta = nn.Parameter(torch.zeros(k))
+
+    def logits(self) -> torch.Tensor:
+        return self.init + self.RATE * self.theta
+
+    def forward(self) -> torch.Tensor:
+        """``[K]``: the additive attention bias ``log sigmoid(g)`` of each slot (<= 0)."""
+        return F.logsigmoid(self.logits())
+
+
+def anchor_rows(weight: torch.Tensor, k: int, exclude=(), seed: int = 0) -> torch.Tensor:
+    """K distinct, typical rows of an embedding matrix: drawn (seeded) among the tokens whose cosine with the mean
+    embedding lies between its quartiles, leaving out ``exclude`` (special tokens). Returns their ids ``[K]``."""
+    w = weight.detach().float()
+    cos = F.cosine_similarity(w, w.mean(0, keepdim=True), dim=-1)
+    lo, hi = torch.quantile(cos, torch.tensor([0.25, 0.75]))
+    ok = (cos >= lo) & (cos <= hi)
+    ok[torch.tensor([i for i in exclude if 0 <= i < len(ok)], dtype=torch.long)] = False
+    ids = ok.nonzero().squeeze(-1)
+    if len(ids) < k:
+        raise ConfigError(f"EGMF: the LLM's vocabulary has {len(ids)} typical tokens, {k} pseudo anchors are needed")
+    g = torch.Generator().manual_seed(seed)
+    return ids[torch.randperm(len(ids), generator=g)[:k]]
+
+
+def class_weights(counts: dict[str, int], labels: tuple[str, ...], mode: str) -> dict[str, float]:
+    """Per-label loss weights from train label counts: ``balanced`` ~ 1/n, ``sqrt`` ~ 1/sqrt(n), ``none`` 1;
+    scaled so the count-weighted mean is 1 (the loss keeps its scale). A label absent from train counts as 1."""
+    n = {lab: max(int(counts.get(lab, 0)), 1) for lab in labels}
+    if mode == "none":
+        return {lab: 1.0 for lab in labels}
+    if mode not in ("balanced", "sqrt"):
+        raise ConfigError(f"model.class_weighting: got {mode!r}; valid choices: none, balanced, sqrt")
+    raw = {lab: 1.0 / (c if mode == "balanced" else c ** 0.5) for lab, c in n.items()}
+    scale = sum(n.values()) / sum(n[lab] * raw[lab] for lab in labels)
+    return {lab: raw[lab] * scale for lab in labels}
 
 
 @dataclass
@@ -66,15 +130,23 @@ class EGMF(nn.Module):
         emb = llm.get_input_embeddings()
         self.hidden_size = emb.embedding_dim
         self.num_pseudo = cfg.num_pseudo_tokens  # K: the one definition (0 without fusion)
-        self.prompts = PromptEncoder(tokenizer, cfg.prompt, self.num_pseudo)
+        gated = bool(self.num_pseudo) and cfg.pseudo_visibility == "gated"
+        # A gated slot takes no position: the text keeps the text-only prompt's positions.
+        self.prompts = PromptEncoder(tokenizer, cfg.prompt, self.num_pseudo, slot_positions=not gated)
         self.fusion = None
+        self.visibility = SlotVisibility(self.num_pseudo, cfg.pseudo_gate_init) if gated else None
         if cfg.use_fusion:
             from egmf.model.fusion import ExpertFusion
 
             # Pseudo tokens start at the mean norm of the word embeddings: neither drowned nor dominating.
             target_norm = float(emb.weight.detach().float().norm(dim=-1).mean())
             dims = self.fusion_dims(feature_dims)
-            self.fusion = ExpertFusion(cfg.fusion, dims, self.hidden_size, target_norm=target_norm)
+            anchors = None
+            if cfg.pseudo_init == "anchored":
+                ids = anchor_rows(emb.weight, cfg.fusion.num_pseudo_tokens, getattr(tokenizer, "all_special_ids", ()))
+                anchors = emb.weight.detach()[ids].float()
+            self.fusion = ExpertFusion(cfg.fusion, dims, self.hidden_size, target_norm=target_norm, anchors=anchors,
+                                       residual_scale=cfg.pseudo_residual_scale)
             # _embeds writes the fusion's tokens over the prompt's slots: the two counts must agree.
             if self.fusion.num_tokens != self.prompts.k:
                 raise ConfigError(
@@ -85,6 +157,30 @@ class EGMF(nn.Module):
         cast_frozen_linears(self.llm, resolve_frozen_dtype(cfg.llm))
         self._answers: dict[tuple[str, str], list[int]] = {}
         self._constraints: dict[str, NumberConstraint] = {}
+        self._scorings: dict[str, str] = {}
+        # {dataset: {label: weight}}; empty = every sample weighs 1 (set by fit_class_weights; not in checkpoints:
+        # it shapes the training loss only and is refitted from the train split whenever training starts).
+        self.class_weights: dict[str, dict[str, float]] = {}
+
+    def fit_class_weights(self, samples: list[Sample]) -> None:
+        """Set the ERC loss weights from the label counts of ``samples`` (the train split) under
+        ``model.class_weighting``; ``none`` leaves every weight at 1."""
+        self.class_weights = {}
+        if self.cfg.class_weighting == "none":
+            return
+        for name, info in self.infos.items():
+            if info.task != "erc":
+                continue
+            counts: dict[str, int] = {}
+            for s in samples:
+                if s.dataset == name and s.label is not None:
+                    counts[str(s.label)] = counts.get(str(s.label), 0) + 1
+            self.class_weights[name] = class_weights(counts, info.labels, self.cfg.class_weighting)
+
+    def sample_weights(self, samples: list[Sample]) -> torch.Tensor:
+        """``[B]`` loss weight of each sample (1 unless class weights are fitted for its dataset)."""
+        return torch.tensor([self.class_weights.get(s.dataset, {}).get(str(s.label), 1.0) for s in samples],
+                            dtype=torch.float32, device=self.device)
 
     # -- plumbing -------------------------------------------------------------------------------------------
     def fusion_dims(self, feature_dims: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
@@ -147,6 +243,23 @@ class EGMF(nn.Module):
             position_ids=eb.position_ids.to(d), labels=eb.labels.to(d), pseudo_index=eb.pseudo_index.to(d),
         )
 
+    def key_bias(self, eb: EncodedBatch) -> torch.Tensor | None:
+        """``[B, L]``: the visibility gate's attention bias on each pseudo slot column, 0 elsewhere; ``None`` when
+        the slots are ordinary tokens (no gate, or no slots)."""
+        if self.visibility is None:
+            return None
+        b, k = eb.pseudo_index.shape
+        bias = self.visibility()
+        rows = torch.arange(b, device=bias.device).repeat_interleave(k)
+        zeros = torch.zeros(eb.input_ids.shape, dtype=bias.dtype, device=bias.device)
+        return zeros.index_put((rows, eb.pseudo_index.reshape(-1)), bias.repeat(b))
+
+    def pseudo_visibility(self) -> list[float]:
+        """``sigmoid(g_k)`` of each slot: the factor on its attention weight (1.0 each without the gate)."""
+        if self.visibility is None:
+            return [1.0] * self.num_pseudo
+        return [float(x) for x in torch.sigmoid(self.visibility.logits().detach())]
+
     def _embeds(self, eb: EncodedBatch, fusion: FusionOutput | None) -> torch.Tensor:
         embeds = self.llm.get_input_embeddings()(eb.input_ids)
         if fusion is None or self.num_pseudo == 0:
@@ -177,10 +290,14 @@ class EGMF(nn.Module):
         """The LLM's logits of the last ``keep`` columns: one pass over the batch, or the same numbers read in
         segments (:mod:`egmf.model.llm.segments`) when :meth:`_segments` finds any worth reading apart."""
         prefix, cut = self._segments(eb, embeds)
+        bias = self.key_bias(eb)
         with self._autocast():
             if prefix or cut is not None:
-                return segmented_logits(self.llm, embeds, eb.attention_mask, eb.position_ids, keep, prefix, cut)
-            return self.llm(inputs_embeds=embeds, attention_mask=eb.attention_mask, position_ids=eb.position_ids,
+                return segmented_logits(self.llm, embeds, eb.attention_mask, eb.position_ids, keep, prefix, cut,
+                                        key_bias=bias)
+            mask = eb.attention_mask if bias is None else biased_mask(eb.attention_mask, bias, embeds.shape[1],
+                                                                      embeds.dtype)
+            return self.llm(inputs_embeds=embeds, attention_mask=mask, position_ids=eb.position_ids,
                             logits_to_keep=keep, use_cache=False).logits
 
     def _segments(self, eb: EncodedBatch, embeds: torch.Tensor) -> tuple[int, torch.Tensor | None]:
@@ -207,12 +324,24 @@ class EGMF(nn.Module):
 
     def forward(self, batch: Batch) -> ModelOutput:
         s = self.score(batch)
-        n = (s.targets != IGNORE).sum().clamp(min=1)
-        task_loss = s.token_loss.sum() / n  # mean over every answer token of the batch
+        task_loss = self.answer_loss(s.token_loss, s.targets, self.sample_weights(batch.samples))
         aux = s.fusion.aux_loss if s.fusion is not None else None
         loss = task_loss + aux if aux is not None else task_loss
         gates = s.fusion.gates if s.fusion is not None else {}
         return ModelOutput(loss=loss, task_loss=task_loss.detach(), aux_loss=aux, gates=gates)
+
+    def answer_loss(self, token_loss: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """The task loss of ``token_loss [B, T]`` (0 off the targets) under ``model.answer_loss``, each sample
+        weighted by ``weights [B]``: the weighted mean of the per-sample sums or means, or (``token_mean``) of
+        every answer token."""
+        n = (targets != IGNORE).sum(1)
+        w = weights.to(token_loss.dtype)
+        if self.cfg.answer_loss == "token_mean":
+            return (w * token_loss.sum(1)).sum() / (w * n).sum().clamp(min=1e-12)
+        per = token_loss.sum(1)
+        if self.cfg.answer_loss == "sample_mean":
+            per = per / n.clamp(min=1)
+        return (w * per).sum() / w.sum().clamp(min=1e-12)
 
     # -- inference ------------------------------------------------------------------------------------------
     def answer_ids(self, info: DatasetInfo, label: str) -> list[int]:
@@ -230,6 +359,16 @@ class EGMF(nn.Module):
         lo, hi = info.score_range
         return [round(lo + k / 10, 1) for k in range(int(round((hi - lo) * 10)) + 1)]
 
+    def label_scoring(self, info: DatasetInfo) -> str:
+        """How ``info``'s labels are scored: ``model.label_scoring``, except that ``first`` falls back to ``sum``
+        on a label set whose first tokens collide (the first token would not decide the label)."""
+        if info.name not in self._scorings:
+            scoring = self.cfg.label_scoring
+            if scoring == "first" and not distinct_first_tokens([self.answer_ids(info, lab) for lab in info.labels]):
+                scoring = "sum"
+            self._scorings[info.name] = scoring
+        return self._scorings[info.name]
+
     def constraint(self, info: DatasetInfo) -> NumberConstraint:
         if info.name not in self._constraints:
             lo, hi = info.score_range
@@ -245,27 +384,36 @@ class EGMF(nn.Module):
         rows = list(range(len(samples)))
         fusion = self._fuse(batch)
         embeds = self._embeds(eb, fusion)
+        bias = self.key_bias(eb)
         with self._autocast():
             if decoding == "constrained":
-                answers = self._constrained(samples, eb, embeds, rows)
+                answers = self._constrained(samples, eb, embeds, rows, bias)
             else:
-                answers = self._free(samples, eb, embeds, rows)
+                answers = self._free(samples, eb, embeds, rows, bias)
         preds = []
         for i, s in enumerate(samples):
             gates = {k: [float(x) for x in v[i].float()] for k, v in fusion.gates.items()} if fusion else {}
             preds.append(dataclasses.replace(answers[i], gates=gates))
         return preds
 
-    def _constrained(self, samples, eb: EncodedBatch, embeds, rows: list[int]) -> dict[int, Prediction]:
+    def _constrained(self, samples, eb: EncodedBatch, embeds, rows: list[int], bias=None) -> dict[int, Prediction]:
         answers: dict[int, Prediction] = {}
         erc = [i for i in rows if self._info(samples[i]).task == "erc"]
         msa = [i for i in rows if i not in erc]
-        if erc:
-            idx = torch.tensor(erc, device=embeds.device)
-            infos = [self._info(samples[i]) for i in erc]
+
+        def sub(idx):
+            return None if bias is None else bias[idx]
+
+        by_scoring: dict[str, list[int]] = {}
+        for i in erc:
+            by_scoring.setdefault(self.label_scoring(self._info(samples[i])), []).append(i)
+        for scoring, group in by_scoring.items():
+            idx = torch.tensor(group, device=embeds.device)
+            infos = [self._info(samples[i]) for i in group]
             options = [[self.answer_ids(info, lab) for lab in info.labels] for info in infos]
-            probs = score_options(self.llm, embeds[idx], eb.attention_mask[idx], eb.position_ids[idx], options)
-            for i, info, p in zip(erc, infos, probs):
+            probs = score_options(self.llm, embeds[idx], eb.attention_mask[idx], eb.position_ids[idx], options,
+                                  scoring=scoring, key_bias=sub(idx))
+            for i, info, p in zip(group, infos, probs):
                 dist = {lab: float(x) for lab, x in zip(info.labels, p)}
                 answers[i] = Prediction(samples[i].id, info.name, "erc", info.labels[int(p.argmax())], probabilities=dist)
         if msa and self.cfg.score_decoding == "median":
@@ -274,7 +422,7 @@ class EGMF(nn.Module):
             grids = [self.score_grid(info) for info in infos]
             options = [[self.answer_ids(info, format_score(v)) for v in grid] for info, grid in zip(infos, grids)]
             probs = score_options(self.llm, embeds[idx], eb.attention_mask[idx], eb.position_ids[idx], options,
-                                  restrict=True)
+                                  restrict=True, key_bias=sub(idx))
             for i, info, grid, p in zip(msa, infos, grids, probs):
                 value = weighted_median(grid, p)
                 answers[i] = Prediction(samples[i].id, info.name, "msa", value, score=value)
@@ -282,16 +430,17 @@ class EGMF(nn.Module):
             idx = torch.tensor(msa, device=embeds.device)
             infos = [self._info(samples[i]) for i in msa]
             texts = greedy_decode(self.llm, embeds[idx], eb.attention_mask[idx], eb.position_ids[idx], self.tokenizer,
-                                  max_new_tokens=1, constraints=[self.constraint(info) for info in infos])
+                                  max_new_tokens=1, constraints=[self.constraint(info) for info in infos],
+                                  key_bias=sub(idx))
             for i, info, text in zip(msa, infos, texts):
                 answers[i] = Prediction(samples[i].id, info.name, "msa", float(text), score=float(text))
         return answers
 
-    def _free(self, samples, eb: EncodedBatch, embeds, rows: list[int]) -> dict[int, Prediction]:
+    def _free(self, samples, eb: EncodedBatch, embeds, rows: list[int], bias=None) -> dict[int, Prediction]:
         """Free generation + parsing; a sample whose text does not parse gets the constrained answer and
         ``parsed=False`` (its generated text is kept)."""
         texts = greedy_decode(self.llm, embeds, eb.attention_mask, eb.position_ids, self.tokenizer,
-                              self.cfg.max_new_tokens)
+                              self.cfg.max_new_tokens, key_bias=bias)
         answers: dict[int, Prediction] = {}
         failed = []
         for i in rows:
@@ -308,7 +457,7 @@ class EGMF(nn.Module):
                     continue
             failed.append(i)
         if failed:
-            for i, p in self._constrained(samples, eb, embeds, failed).items():
+            for i, p in self._constrained(samples, eb, embeds, failed, bias).items():
                 answers[i] = dataclasses.replace(p, generated=texts[i], parsed=False)
         return answers
 
@@ -316,13 +465,18 @@ class EGMF(nn.Module):
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         groups = {"lora": lora_parameters(self.llm)}
         groups["fusion"] = [p for p in self.fusion.parameters() if p.requires_grad] if self.fusion is not None else []
+        if self.visibility is not None:
+            groups["fusion"] += list(self.visibility.parameters())
         return groups
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """LoRA weights and the whole fusion state (parameters and buffers), detached copies."""
+        """LoRA weights, the whole fusion state (parameters and buffers) and the slot visibility gate, detached
+        copies."""
         state = {f"llm.{n}": p.detach().clone() for n, p in self.llm.named_parameters() if p.requires_grad}
         if self.fusion is not None:
             state.update({f"fusion.{k}": v.detach().clone() for k, v in self.fusion.state_dict().items()})
+        if self.visibility is not None:
+            state.update({f"visibility.{k}": v.detach().clone() for k, v in self.visibility.state_dict().items()})
         return state
 
     def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
@@ -331,7 +485,7 @@ class EGMF(nn.Module):
         if missing or unexpected:
             raise ConfigError(
                 f"trainable state: does not match this model (check model settings: K, LoRA rank/targets, experts, "
-                f"text_source); missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
+                f"text_source, pseudo_visibility); missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
                 f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}"
             )
         params = dict(self.llm.named_parameters())
@@ -341,6 +495,8 @@ class EGMF(nn.Module):
                     params[k[4:]].copy_(v)
         if self.fusion is not None:
             self.fusion.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("fusion.")})
+        if self.visibility is not None:
+            self.visibility.load_state_dict({k[11:]: v for k, v in state.items() if k.startswith("visibility.")})
 
 
 def weighted_median(values: list[float], probs: torch.Tensor) -> float:

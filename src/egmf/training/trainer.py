@@ -147,6 +147,7 @@ class SeedTraining:
         self.cfg, self.tc, self.data, self.accelerator = cfg, cfg.train, data, accelerator
         tc = cfg.train
         model = build_model(cfg.model, data.infos, data.feature_dims)
+        if hasattr(model, "fit_class_weights"): model.fit_class_weights(data.split("train"))  # noqa: E701 (loss weights from train labels)
         optimizer = build_optimizer(model, tc)
         loader, self.sampler = train_loader(model, data.split("train"), tc, accelerator.num_processes)
         self.model, self.optimizer, self.loader = accelerator.prepare(model, optimizer, loader)

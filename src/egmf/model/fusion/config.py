@@ -43,8 +43,10 @@ class FusionConfig:
     gate_hidden: int = field(default=64, metadata={"help": "Hidden width of the gate MLPs."})
     gate_temperature: float = field(default=1.0, metadata={"help": "Softmax temperature of both gate levels (> 0; lower = sharper)."})
     gate_balance_weight: float = field(
-        default=0.0, metadata={"help": "Weight of the balance regulariser (KL of the batch-mean gate to the uniform gate); "
-                                       "0 turns it off."}
+        default=0.1, metadata={"help": "Weight of the balance regulariser (KL of the batch-mean gate to the uniform gate); "
+                                       "0 turns it off. 0.1: about 0.09 nats at the 0.96 one-expert collapse seen without it, "
+                                       "a tenth of a typical answer loss, so it resists a drift that carries no signal "
+                                       "while each sample stays free to be sharp."}
     )
 
     num_pseudo_tokens: int = field(default=4, metadata={"help": "K: pseudo tokens handed to the LLM."})

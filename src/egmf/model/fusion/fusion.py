@@ -20,11 +20,12 @@ class ExpertFusion(nn.Module):
 
     ``feature_dims`` maps each source (dataset name) to its per-modality input dims (0 = the dataset lacks
     that modality); ``out_dim`` is the consumer's hidden size (the LLM's); ``target_norm`` the L2 norm the
-    pseudo tokens start with (see :mod:`egmf.model.fusion.projector`).
+    pseudo tokens start with, ``anchors`` (``[K, out_dim]``) the embeddings they start from and
+    ``residual_scale`` the residual's share of ``target_norm`` beside them (see :mod:`egmf.model.fusion.projector`).
     """
 
     def __init__(self, cfg: FusionConfig, feature_dims: dict[str, dict[str, int]], out_dim: int,
-                 target_norm: float | None = None):
+                 target_norm: float | None = None, anchors: torch.Tensor | None = None, residual_scale: float = 1.0):
         super().__init__()
         if isinstance(out_dim, bool) or not isinstance(out_dim, int) or out_dim < 1:
             raise ValueError(f"ExpertFusion: out_dim must be an int >= 1 (the LLM hidden size), got {out_dim!r}")
@@ -44,7 +45,8 @@ class ExpertFusion(nn.Module):
             cfg.gate_temperature,
         )
         self.projector = PseudoTokenProjector(
-            cfg.d_model, cfg.n_heads, cfg.num_pseudo_tokens, out_dim, ff, target_norm, cfg.dropout
+            cfg.d_model, cfg.n_heads, cfg.num_pseudo_tokens, out_dim, ff, target_norm, cfg.dropout, anchors,
+            residual_scale,
         )
 
     @property

@@ -10,6 +10,13 @@ output has L2 norm ``sqrt(out_dim)``, so each pseudo token starts with norm ``ta
 mean norm of the LLM's input embeddings (``llm.get_input_embeddings().weight.norm(dim=-1).mean()``) so
 the pseudo tokens neither drown nor vanish next to the word embeddings; ``None`` keeps the plain
 LayerNorm (norm ``sqrt(out_dim)``).
+
+With ``anchors`` (``[K, out_dim]``, e.g. K distinct rows of the LLM's embedding matrix) pseudo token k is
+``anchors[k] + residual_k``: a learned anchor that starts as a real word embedding, so every slot starts on the
+(anisotropic) embedding distribution and the K slots start distinct, plus the sample's residual, whose norm starts
+at ``residual_scale * target_norm``. Without anchors the LayerNorm output alone is the token (the original design:
+the right norm, but about orthogonal to the mean word embedding, and the K slots nearly copies of each other,
+since every query is shifted by the same fused vector).
 """
 
 from __future__ import annotations
@@ -25,10 +32,15 @@ _MIN_WEIGHT = 1e-6  # floor on a gate weight inside the log: bounds the bias and
 
 class PseudoTokenProjector(nn.Module):
     def __init__(self, d_model: int, n_heads: int, num_tokens: int, out_dim: int, ff: int,
-                 target_norm: float | None = None, dropout: float = 0.1):
+                 target_norm: float | None = None, dropout: float = 0.1, anchors: torch.Tensor | None = None,
+                 residual_scale: float = 1.0):
         super().__init__()
         if target_norm is not None and not target_norm > 0:
             raise ValueError(f"projector: target_norm must be > 0 or None, got {target_norm}")
+        if anchors is not None and tuple(anchors.shape) != (num_tokens, out_dim):
+            raise ValueError(f"projector: anchors must be [K={num_tokens}, out_dim={out_dim}], got {tuple(anchors.shape)}")
+        if not residual_scale > 0:
+            raise ValueError(f"projector: residual_scale must be > 0, got {residual_scale}")
         self.n_heads = n_heads
         self.queries = nn.Parameter(torch.randn(num_tokens, d_model) * 0.02)  # one query per pseudo token
         self.q_proj = nn.Linear(d_model, d_model)
@@ -42,7 +54,11 @@ class PseudoTokenProjector(nn.Module):
         self.out = nn.Linear(d_model, out_dim)
         self.out_norm = nn.LayerNorm(out_dim)
         self.target_norm = target_norm
-        if target_norm is not None:
+        self.anchors = None if anchors is None else nn.Parameter(anchors.detach().clone().float())
+        if anchors is not None:
+            norm = target_norm if target_norm is not None else float(self.anchors.detach().norm(dim=-1).mean())
+            nn.init.constant_(self.out_norm.weight, residual_scale * norm / math.sqrt(out_dim))
+        elif target_norm is not None:
             nn.init.constant_(self.out_norm.weight, target_norm / math.sqrt(out_dim))
 
     @property
@@ -73,4 +89,5 @@ class PseudoTokenProjector(nn.Module):
         a = self.o_proj(a.transpose(1, 2).reshape(b, k, d))
         x = self.norm1(q0 + self.drop(a))
         x = self.norm2(x + self.drop(self.ff(x)))
-        return self.out_norm(self.out(x))
+        residual = self.out_norm(self.out(x))
+        return residual if self.anchors is None else self.anchors.to(residual.dtype) + residual

@@ -14,6 +14,11 @@ Every prompt is left padded (``egmf.model.llm.prompts``), so each row's next tok
 Both decodings read the leading tokens every row of a batch shares (the system and task instruction, about
 a third of a MELD prompt) once, into a KV cache expanded over the rows (:mod:`egmf.model.llm.segments`,
 which training shares).
+
+Every function takes an optional ``key_bias`` (``[B, L]`` over the prompt columns, 0 on ordinary tokens): EGMF's
+pseudo-slot visibility gate, added to the attention logit of every query on those keys (the mask becomes
+:func:`~egmf.model.llm.segments.biased_mask`'s 4-D additive mask). The shared prefix then stops before the first
+biased column, so what is read once is read exactly as in the batched pass.
 """
 
 from __future__ import annotations
@@ -26,10 +31,15 @@ import torch.nn.functional as F
 
 from egmf.errors import ConfigError
 from egmf.model.llm.prompts import format_score
-from egmf.model.llm.segments import CACHE_ARG, CACHE_OUT, MIN_SHARED_PREFIX, read_prefix, realign, shared_prefix_length
+from egmf.model.llm.segments import (CACHE_ARG, CACHE_OUT, MIN_SHARED_PREFIX, biased_mask, read_prefix, realign,
+                                     realign_columns, shared_prefix_length)
 
-__all__ = ["CACHE_ARG", "CACHE_OUT", "MIN_SHARED_PREFIX", "NumberConstraint", "greedy_decode", "parse_label",
-           "parse_score", "score_options", "shared_prefix_length"]
+__all__ = ["CACHE_ARG", "CACHE_OUT", "LABEL_SCORINGS", "MIN_SHARED_PREFIX", "NumberConstraint", "distinct_first_tokens",
+           "greedy_decode", "parse_label", "parse_score", "score_options", "shared_prefix_length"]
+
+# How an option's token log-probabilities become its score (model.label_scoring): their sum (the sequence's
+# log-probability), their mean (length-normalised), or the first token's alone.
+LABEL_SCORINGS = ("sum", "mean", "first")
 
 NUMBER_CHARS = frozenset("-0123456789.")
 MAX_GRID = 200_001  # one-decimal values in a range; [-3, 3] has 61
@@ -48,28 +58,60 @@ def _read_prefix(llm, embeds, attention_mask, position_ids, p: int):
     return cache, rest, torch.cat([prefix_mask, rest_mask], dim=1), rest_pos
 
 
-def _after_shared_prefix(llm, embeds, attention_mask, position_ids, share_prefix: bool):
-    """``(p, cache kwargs, embeds, attention mask over prefix + rest, position_ids)`` of the batch left to read
-    once its shared prefix (``p`` tokens) is in the cache; the batch unchanged, ``p = 0``, when none is shared."""
-    p = shared_prefix_length(embeds, attention_mask) if share_prefix else 0
+def _unbiased_length(attention_mask, key_bias) -> int | None:
+    """How many leading real tokens of every row carry no key bias (``None`` without a bias): the cap on the
+    shared prefix, which is read without one."""
+    if key_bias is None:
+        return None
+    width = attention_mask.shape[1]
+    start = width - attention_mask.sum(1)
+    biased = (key_bias != 0) & attention_mask.bool()
+    first = torch.where(biased.any(1), biased.float().argmax(1), torch.full_like(start, width))
+    return int((first - start).min())
+
+
+def _after_shared_prefix(llm, embeds, attention_mask, position_ids, share_prefix: bool, key_bias=None):
+    """``(p, cache kwargs, embeds, attention mask over prefix + rest, position_ids, key bias over prefix + rest)``
+    of the batch left to read once its shared prefix (``p`` tokens) is in the cache; the batch unchanged,
+    ``p = 0``, when none is shared."""
+    limit = _unbiased_length(attention_mask, key_bias)
+    p = shared_prefix_length(embeds, attention_mask, limit=limit) if share_prefix else 0
     if not p:
-        return 0, {}, embeds, attention_mask, position_ids
+        return 0, {}, embeds, attention_mask, position_ids, key_bias
+    rest_bias = None
+    if key_bias is not None:
+        rest = realign_columns(key_bias, attention_mask, position_ids, p, attention_mask.sum(1))
+        rest_bias = torch.cat([rest.new_zeros((rest.shape[0], p)), rest], 1)
     past, embeds, attention_mask, position_ids = _read_prefix(llm, embeds, attention_mask, position_ids, p)
-    return p, {CACHE_ARG: past}, embeds, attention_mask, position_ids
+    return p, {CACHE_ARG: past}, embeds, attention_mask, position_ids, rest_bias
 
 
 def _prefill(llm, embeds, attention_mask, position_ids, share_prefix: bool = True):
     """The prompt pass of generation: ``(last-column logits, KV cache, attention mask to extend)``."""
-    _, cache, embeds, attention_mask, position_ids = _after_shared_prefix(
-        llm, embeds, attention_mask, position_ids, share_prefix)
-    out = llm(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=position_ids, use_cache=True,
+    return _prefill_biased(llm, embeds, attention_mask, position_ids, share_prefix)[:3]
+
+
+def _prefill_biased(llm, embeds, attention_mask, position_ids, share_prefix: bool = True, key_bias=None):
+    """:func:`_prefill` with a key bias: ``(last-column logits, KV cache, attention mask to extend, key bias over
+    its columns or None)``."""
+    _, cache, embeds, attention_mask, position_ids, key_bias = _after_shared_prefix(
+        llm, embeds, attention_mask, position_ids, share_prefix, key_bias)
+    mask = attention_mask if key_bias is None else biased_mask(attention_mask, key_bias, embeds.shape[1], embeds.dtype)
+    out = llm(inputs_embeds=embeds, attention_mask=mask, position_ids=position_ids, use_cache=True,
               logits_to_keep=1, **cache)
-    return out.logits[:, -1].float(), getattr(out, CACHE_OUT), attention_mask
+    return out.logits[:, -1].float(), getattr(out, CACHE_OUT), attention_mask, key_bias
+
+
+def distinct_first_tokens(options: list[list[int]]) -> bool:
+    """Whether every option starts with its own token (then the first token alone decides the option)."""
+    firsts = [o[0] for o in options if o]
+    return len(firsts) == len(options) and len(set(firsts)) == len(firsts)
 
 
 @torch.no_grad()
 def score_options(llm, embeds, attention_mask, position_ids, options: list[list[list[int]]],
-                  restrict: bool = False, share_prefix: bool = True) -> list[torch.Tensor]:
+                  restrict: bool = False, share_prefix: bool = True, scoring: str = "sum",
+                  key_bias=None) -> list[torch.Tensor]:
     """Probabilities over ``options[i]`` (token-id sequences) for each row ``i``, in ONE LLM pass.
 
     ``restrict=True`` normalises each position over the tokens the options use only (the LM head is applied to
@@ -83,10 +125,25 @@ def score_options(llm, embeds, attention_mask, position_ids, options: list[list[
     been run after the prompt on its own (checked against that brute force in the tests).
 
     ``share_prefix``: the leading tokens every row shares (the task instruction) are read once, not per row.
+
+    ``scoring`` (:data:`LABEL_SCORINGS`): an option's score is the sum of its tokens' log-probabilities (EOS
+    included), their mean, or the first token's alone; the probabilities returned are the softmax of the scores
+    over each row's options. ``"first"`` needs options with distinct first tokens (checked); ``"sum"`` and
+    ``"first"`` agree on the ranking of a model whose later tokens are certain, ``"mean"`` divides the deciding
+    first token's log-probability by the length and so favours long options there.
     """
-    prompt_len = attention_mask.sum(1)
-    p, cache, embeds, attention_mask, position_ids = _after_shared_prefix(
-        llm, embeds, attention_mask, position_ids, share_prefix)
+    if scoring not in LABEL_SCORINGS:
+        raise ConfigError(f"label scoring: got {scoring!r}; valid choices: {', '.join(LABEL_SCORINGS)}")
+    if scoring == "first":
+        for opts in options:
+            if not distinct_first_tokens(opts):
+                raise ConfigError("label scoring 'first': the options share a first token "
+                                  f"({[o[:1] for o in opts]}); use 'sum' or 'mean'")
+    next_pos = position_ids[:, -1] + 1  # options continue from the prompt's last position (left padded)
+    p, cache, embeds, attention_mask, position_ids, key_bias = _after_shared_prefix(
+        llm, embeds, attention_mask, position_ids, share_prefix, key_bias)
+    if key_bias is not None:
+        key_bias = key_bias[:, p:]
     attention_mask = attention_mask[:, p:]  # the prefix columns are added back to the 4-D mask below
     b, width = attention_mask.shape
     dev = embeds.device
@@ -104,7 +161,7 @@ def score_options(llm, embeds, attention_mask, position_ids, options: list[list[
                 continue
             cols = slice(width + start, width + start + n)
             ids[i, start: start + n] = torch.tensor(o[:-1], device=dev)
-            pos[i, start: start + n] = prompt_len[i] + torch.arange(n, device=dev)
+            pos[i, start: start + n] = next_pos[i] + torch.arange(n, device=dev)
             allow[i, cols, :width] = real[i]
             allow[i, cols, cols] = torch.tril(torch.ones(n, n, dtype=torch.bool, device=dev))
     idx = torch.arange(total, device=dev)
@@ -112,7 +169,13 @@ def score_options(llm, embeds, attention_mask, position_ids, options: list[list[
     if p:  # every query also sees the shared prefix, read into the cache
         allow = torch.cat([allow.new_ones((b, total, p)), allow], dim=2)
     mask = allow[:, None]
-    if getattr(llm.config, "_attn_implementation", "sdpa") == "eager":  # eager wants an additive float mask
+    if key_bias is not None:  # the gate's bias on the prompt's slot columns; the options' own tokens get none
+        bias = torch.cat([key_bias, key_bias.new_zeros((b, extra))], 1)
+        if p:
+            bias = torch.cat([bias.new_zeros((b, p)), bias], 1)
+        bias = bias.to(embeds.dtype)[:, None, None, :].expand(mask.shape)
+        mask = torch.where(mask, bias, torch.full_like(bias, torch.finfo(embeds.dtype).min))
+    elif getattr(llm.config, "_attn_implementation", "sdpa") == "eager":  # eager wants an additive float mask
         mask = torch.zeros(mask.shape, dtype=embeds.dtype, device=dev).masked_fill(~mask, torch.finfo(embeds.dtype).min)
     x = torch.cat([embeds, llm.get_input_embeddings()(ids).to(embeds.dtype)], dim=1)
     positions = torch.cat([position_ids, pos], dim=1)
@@ -137,7 +200,10 @@ def score_options(llm, embeds, attention_mask, position_ids, options: list[list[
         for o, (start, n) in zip(opts, spans[i]):
             cols = [0] + [1 + start + t for t in range(n)]
             targets = [where[t] for t in o] if vocab is not None else o
-            scores.append(logp[i, cols, torch.tensor(targets, device=dev)].sum())
+            token_logp = logp[i, cols, torch.tensor(targets, device=dev)]
+            if scoring == "first":
+                token_logp = token_logp[:1]
+            scores.append(token_logp.mean() if scoring == "mean" else token_logp.sum())
         result.append(torch.stack(scores).softmax(-1).cpu() if scores else torch.empty(0))
     return result
 
@@ -185,7 +251,8 @@ def _number_tokens(tokenizer) -> tuple[tuple[int, str], ...]:
 
 @torch.no_grad()
 def greedy_decode(llm, embeds, attention_mask, position_ids, tokenizer, max_new_tokens: int,
-                  constraints: list[NumberConstraint | None] | None = None, share_prefix: bool = True) -> list[str]:
+                  constraints: list[NumberConstraint | None] | None = None, share_prefix: bool = True,
+                  key_bias=None) -> list[str]:
     """Greedy decoding of each row until EOS or ``max_new_tokens``; returns the text of each row.
 
     Rows with a :class:`NumberConstraint` may only write valid numbers (and get at least enough steps to
@@ -195,7 +262,7 @@ def greedy_decode(llm, embeds, attention_mask, position_ids, tokenizer, max_new_
     constraints = constraints or [None] * b
     steps = max([max_new_tokens] + [c.max_len + 1 for c in constraints if c is not None])
     eos = tokenizer.eos_token_id
-    logits, cache, mask = _prefill(llm, embeds, attention_mask, position_ids, share_prefix)
+    logits, cache, mask, bias = _prefill_biased(llm, embeds, attention_mask, position_ids, share_prefix, key_bias)
     pos = position_ids[:, -1:]
     out_ids: list[list[int]] = [[] for _ in range(b)]
     texts = [""] * b
@@ -227,8 +294,12 @@ def greedy_decode(llm, embeds, attention_mask, position_ids, tokenizer, max_new_
             break
         ids = torch.tensor(next_ids, device=embeds.device)[:, None]
         mask = torch.cat([mask, mask.new_ones((b, 1))], dim=1)
+        step_mask = mask
+        if bias is not None:  # the new token is an ordinary key: bias 0
+            bias = torch.cat([bias, bias.new_zeros((b, 1))], dim=1)
+            step_mask = biased_mask(mask, bias, 1, embeds.dtype)
         pos = pos + 1
-        out = llm(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **{CACHE_ARG: cache})
+        out = llm(input_ids=ids, attention_mask=step_mask, position_ids=pos, use_cache=True, **{CACHE_ARG: cache})
         logits, cache = out.logits[:, -1].float(), getattr(out, CACHE_OUT)
         # Free rows stop after max_new_tokens even when constrained rows in the batch need more steps.
         for i in range(b):

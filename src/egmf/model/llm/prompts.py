@@ -5,6 +5,10 @@ the fusion's K pseudo-token embeddings are spliced in. :class:`PromptEncoder` wr
 tokenizer's chat template, tokenises the text on each side of the placeholder (the placeholder itself is never
 tokenised, so no vocabulary change is needed), appends the target (label word or score, then EOS) with
 labels = -100 everywhere else, and pads a batch on the left so every prompt ends in the last column.
+
+Position ids count every real token, or (``slot_positions=False``) every real token but the K slots, which then
+share the position of the token after them: the text keeps exactly the positions it has without slots (the
+text-only prompt), which is what lets EGMF's closed visibility gate reproduce the text-only LLM.
 """
 
 from __future__ import annotations
@@ -159,10 +163,11 @@ class EncodedBatch:
 class PromptEncoder:
     """Renders and tokenises samples for one tokenizer, one :class:`PromptConfig` and K pseudo tokens."""
 
-    def __init__(self, tokenizer, cfg: PromptConfig, num_pseudo: int):
+    def __init__(self, tokenizer, cfg: PromptConfig, num_pseudo: int, slot_positions: bool = True):
         self.tok = tokenizer
         self.cfg = cfg
         self.k = num_pseudo
+        self.slot_positions = slot_positions
         self.template = get_template(cfg.template)
         self.chat = bool(cfg.use_chat_template and getattr(tokenizer, "chat_template", None))
 
@@ -262,5 +267,10 @@ class PromptEncoder:
             mask[i, off:] = 1
             labels[i, off:] = torch.tensor(e.labels)
             pseudo[i] = off + e.pseudo_start + torch.arange(self.k)
-        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        if self.slot_positions or not self.k:
+            position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        else:  # text tokens count as without slots; a slot takes the position of the text token after it
+            text = mask.clone()
+            text.scatter_(1, pseudo, 0)
+            position_ids = (text.cumsum(-1) - text).clamp(min=0)
         return EncodedBatch(ids, mask, position_ids, labels, pseudo, [e.prompt_len for e in items])

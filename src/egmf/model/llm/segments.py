@@ -57,6 +57,23 @@ def shared_prefix_length(embeds, attention_mask, limit: int | None = None) -> in
     return p if p >= MIN_SHARED_PREFIX else 0
 
 
+def biased_mask(key_mask, key_bias, q_len: int, dtype=torch.float32):
+    """The 4-D additive attention mask ``[B, 1, q_len, Kv]`` of the last ``q_len`` key columns as queries: causal,
+    padded keys (``key_mask == 0``) masked, and ``key_bias`` ``[B, Kv]`` added on every other key.
+
+    Keys are laid out ``[cache columns | query columns]`` (every layout here is), so query ``i`` sees keys up to
+    column ``Kv - q_len + i``. A query always sees itself, so no row is all masked (a pad query's output is never
+    read). Masked entries hold the dtype's most negative value (``torch.where``, never a sum that overflows).
+    """
+    b, kv = key_mask.shape
+    dev = key_mask.device
+    q = torch.arange(q_len, device=dev)[:, None] + (kv - q_len)
+    k = torch.arange(kv, device=dev)[None]
+    allowed = ((k <= q)[None] & key_mask.bool()[:, None, :]) | (k == q)[None]
+    bias = key_bias.to(dtype)[:, None, :].expand(b, q_len, kv)
+    return torch.where(allowed, bias, torch.full_like(bias, torch.finfo(dtype).min))[:, None]
+
+
 def realign(embeds, attention_mask, position_ids, begin, end):
     """Each row's real tokens ``[begin_i, end_i)`` (counted from its first real token), left padded anew to the
     longest: ``(embeds, attention_mask, position_ids)`` of that segment. ``begin``/``end``: ints or ``[B]``.
@@ -76,6 +93,11 @@ def realign(embeds, attention_mask, position_ids, begin, end):
     src = torch.where(real, pad[:, None] + begin[:, None] + col - new_pad, col)
     out = embeds.gather(1, src[..., None].expand(-1, -1, embeds.shape[-1]))
     return out, real.to(attention_mask.dtype), position_ids.gather(1, src)
+
+
+def realign_columns(values, attention_mask, position_ids, begin, end):
+    """:func:`realign` of a per-column ``[B, L]`` tensor (e.g. a key bias): the same columns, padded the same way."""
+    return realign(values.unsqueeze(-1), attention_mask, position_ids, begin, end)[0].squeeze(-1)
 
 
 def expand_cache(cache, b: int):
@@ -103,14 +125,15 @@ def read_prefix(llm, embeds, attention_mask, position_ids, p: int):
 
 
 def segmented_logits(llm, embeds, attention_mask, position_ids, logits_to_keep: int, prefix: int = 0,
-                     cut=None):
+                     cut=None, key_bias=None):
     """The logits of the last ``logits_to_keep`` columns, as one LLM pass over the batch gives them, read in
     up to three segments: the ``prefix`` tokens every row shares (batch size 1), then, when ``cut`` ([B],
     counted from each row's first real token, ``>= prefix``) is given, the tokens before it, then the rest.
 
     Tokens before ``cut`` and the prefix are fed detached: the caller guarantees that nothing trainable acts on
     them below the first layer that has trainable weights (frozen embeddings, no pseudo token among them).
-    Every row's rest must hold its ``logits_to_keep`` last tokens (checked).
+    Every row's rest must hold its ``logits_to_keep`` last tokens (checked). ``key_bias`` (``[B, L]``, see the
+    module docstring) must be 0 on the prefix and on the tokens before ``cut`` (they are read without it).
     """
     b, width = attention_mask.shape
     lengths = attention_mask.sum(1)
@@ -130,7 +153,11 @@ def segmented_logits(llm, embeds, attention_mask, position_ids, logits_to_keep: 
     if x.shape[1] < logits_to_keep:
         raise ValueError(f"segmented_logits: the last segment has {x.shape[1]} columns, {logits_to_keep} are kept")
     masks.append(m)
+    mask = torch.cat(masks, 1)
+    if key_bias is not None:
+        rest = realign_columns(key_bias, attention_mask, position_ids, begin, lengths)
+        bias = torch.cat([rest.new_zeros((b, mask.shape[1] - rest.shape[1])), rest], 1)
+        mask = biased_mask(mask, bias, x.shape[1], x.dtype)
     kw = {CACHE_ARG: cache, "use_cache": True} if cache is not None else {"use_cache": False}
-    out = llm(inputs_embeds=x, attention_mask=torch.cat(masks, 1), position_ids=pos, logits_to_keep=logits_to_keep,
-              **kw)
+    out = llm(inputs_embeds=x, attention_mask=mask, position_ids=pos, logits_to_keep=logits_to_keep, **kw)
     return out.logits
