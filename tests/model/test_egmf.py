@@ -127,7 +127,9 @@ def test_padding_never_changes_a_samples_loss_or_logits(build, text_source, make
 
 
 def test_loss_is_cross_entropy_on_answer_tokens_only(build, mixed_batch):
-    model = build()
+    # The token-mean objective with open slots: one cross-entropy over every answer token of the batch, computed
+    # here from the LLM's full logits (the per-sample objectives: test_egmf_objective.py).
+    model = build(answer_loss="token_mean", pseudo_visibility="open")
     batch = mixed_batch(3)
     with torch.no_grad():
         out = model(batch)
@@ -198,7 +200,7 @@ def test_trainable_state_round_trip_reproduces_outputs_exactly(build, mixed_batc
     opt.step()
     trained.eval()
     state = trained.trainable_state_dict()
-    assert all(k.startswith(("llm.", "fusion.")) for k in state)
+    assert all(k.startswith(("llm.", "fusion.", "visibility.")) for k in state)
     assert not any("embed_tokens" in k or k.endswith("q_proj.base_layer.weight") for k in state)
     fresh = build()
     fresh.load_trainable_state_dict(state)
