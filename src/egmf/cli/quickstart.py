@@ -82,7 +82,7 @@ def _next_name(runs: Path, stem: str = "quickstart") -> str:
 @fail_cleanly
 def quickstart(
     out: Path = typer.Option(Path("quickstart_out"), "--out", help="folder for the generated data and the run"),
-    steps: int = typer.Option(120, "--steps", help="optimiser steps (batch 8); about 3 s each on 2 CPU cores"),
+    steps: int = typer.Option(120, "--steps", help="optimiser steps (batch 8); 3-5 s each on 2 CPU cores"),
     minutes: float = typer.Option(0.0, "--minutes", help="also stop after this many minutes (0 = no time limit)"),
     size: str = typer.Option("small", "--size", help="generated data size: tiny, small, medium or a number"),
     backend: str = typer.Option("smollm2-135m", "--llm", help="LLM backend (the embedded SmolLM2 by default)"),

@@ -3,6 +3,9 @@
 Both replay the order of any epoch from ``(seed, epoch)`` alone, so a resume that skips the batches already
 done (``accelerator.skip_first_batches``) continues with exactly the batches an uninterrupted run would see.
 
+Several processes: :class:`ProcessShares` cuts each global length-bucketed batch into one share per process,
+so P processes of batch b train on the same samples per step as one process of batch P * b.
+
 The epoch is chosen by ``use_epoch``, deliberately not ``set_epoch``: Accelerate calls ``set_epoch`` with its
 own count of iterations over a loader, which restarts at 0 for the loader that skips the batches done before a
 resume, and would replay the wrong epoch's order.
