@@ -304,10 +304,19 @@ def train_loader(
     length = getattr(model, "prompt_length", None) if tc.length_bucketing else None
     if length is None:
         sampler = EpochShuffle(len(samples), tc.seed)
-        return DataLoader(SampleList(samples), batch_size=tc.batch_size, sampler=sampler, collate_fn=collate), sampler
+        return DataLoader(SampleList(samples), batch_size=tc.batch_size, sampler=sampler, collate_fn=collate,
+                          generator=_loader_generator(tc.seed)), sampler
     buckets = LengthBucketSampler([length(s) for s in samples], tc.batch_size * processes, tc.seed, tc.bucket_batches)
     batches = ProcessShares(buckets, processes) if processes > 1 else buckets
-    return DataLoader(SampleList(samples), batch_sampler=batches, collate_fn=collate), batches
+    return DataLoader(SampleList(samples), batch_sampler=batches, collate_fn=collate,
+                      generator=_loader_generator(tc.seed)), batches
+
+
+def _loader_generator(seed: int) -> torch.Generator:
+    """The loader's own generator. Without one, every new iterator over the loader draws its base seed from the
+    global torch RNG; a resumed run creates its iterator (``skip_first_batches``) after the saved RNG state is
+    restored, so that extra draw would shift every dropout mask after the resume."""
+    return torch.Generator().manual_seed(seed)
 
 
 def _evaluations(steps: set[int]) -> str:
