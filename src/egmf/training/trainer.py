@@ -30,9 +30,10 @@ from egmf.config import RunConfig
 from egmf.data.collate import collate
 from egmf.evaluation.evaluate import predict_samples, score, selection_score
 from egmf.model.registry import build_model
+from egmf.model.standardize import fit_input_statistics
 from egmf.progress import progress
 from egmf.training import checkpoint as ckpt
-from egmf.training.data import SampleList, TrainingData
+from egmf.training.data import SampleList, TrainingData, feature_statistics
 from egmf.training.step import train_step
 from egmf.training.tracking import start_trackers, stop_trackers
 from egmf.typed_config import to_dict
@@ -145,6 +146,8 @@ class SeedTraining:
         self.cfg, self.tc, self.data, self.accelerator = cfg, cfg.train, data, accelerator
         tc = cfg.train
         model = build_model(cfg.model, data.infos, data.feature_dims)
+        # Input standardisation from the train split only; the statistics are buffers, so checkpoints carry them.
+        fit_input_statistics(model, feature_statistics(data.split("train")))
         optimizer = build_optimizer(model, tc)
         self.sampler = EpochShuffle(len(data.split("train")), tc.seed)
         loader = DataLoader(SampleList(data.split("train")), batch_size=tc.batch_size, sampler=self.sampler,
