@@ -204,14 +204,15 @@ class ModalityEncoders(nn.Module):
                 if mask[ix].any():
                     dim = self.feature_dims[src][m]
                     h[ix] = self.proj[_key(src, m)](x[ix, :, :dim]).to(h.dtype)  # bf16 autocast output
-            content = [h]
-            extra = [sinusoidal_positions(h.shape[1], self.d_model, h.device, h.dtype).expand_as(h)]
-            slot_masks = [mask]
-            for vec, vec_mask, kind in self._utterance_tokens(features, masks, m, stats, mask, groups, h):
-                content.insert(len(content) - 1, vec.unsqueeze(1))
-                extra.insert(len(extra) - 1, kind.to(h.dtype).expand(b, 1, self.d_model))
-                slot_masks.insert(len(slot_masks) - 1, vec_mask.unsqueeze(1))
-            h, extra, mask = torch.cat(content, 1), torch.cat(extra, 1), torch.cat(slot_masks, 1)
+            # Utterance-level slots first, frames after: [stats?, pooled sets..., frames..., padding].
+            utterance = list(self._utterance_tokens(features, masks, m, stats, mask, groups, h))
+            h = torch.cat([vec.unsqueeze(1) for vec, _, _ in utterance] + [h], 1)
+            # What is added to the content: a type embedding per utterance-level slot, positions per frame.
+            extra = torch.cat(
+                [kind.to(h.dtype).expand(b, 1, self.d_model) for _, _, kind in utterance]
+                + [sinusoidal_positions(mask.shape[1], self.d_model, h.device, h.dtype).expand(b, -1, -1)], 1
+            )
+            mask = torch.cat([vec_mask.unsqueeze(1) for _, vec_mask, _ in utterance] + [mask], 1)
             h = h * mask.unsqueeze(-1).to(h.dtype)  # a slot the sample lacks is exactly zero
             has = mask.any(1)
             if self.missing_modality == "learned":
@@ -230,7 +231,7 @@ class ModalityEncoders(nn.Module):
     def _standardized(self, x: torch.Tensor, mask: torch.Tensor, m: str, groups: dict[str, torch.Tensor]):
         """Each source's frames standardised (padding zero) and, with the statistics token on, each sample's
         ``[mean, std]`` over its real standardised frames (``[B, 2 * D]``, zero for a sample without frames)."""
-        out = torch.zeros_like(x, dtype=torch.float32) if x.dtype != torch.float32 else torch.zeros_like(x)
+        out = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
         stats = x.new_zeros(x.shape[0], 2 * x.shape[-1]) if self.stats_slot[m] else None
         for src, ix in groups.items():
             dim = self.feature_dims[src][m]
