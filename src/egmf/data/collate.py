@@ -3,6 +3,11 @@
 A missing modality is an all-``False`` mask, never a crash. A batch may mix datasets whose feature dims
 differ: features are zero-padded in time *and* in the feature dim, and ``dims`` records each sample's
 real dim so an encoder can apply the projection that belongs to that sample's source.
+
+Pooled sets (``Sample.pooled``) travel in the same dicts under ``"pooled:<set>"`` (see
+:func:`egmf.data.schema.pooled_key`): ``features`` ``[B, 1, D]``, ``masks`` ``[B, 1]`` (True = the sample has
+the set), ``dims`` ``[B]``; a model reads them next to the modalities without another argument. Their keys are
+the sets any sample of the batch has, sorted.
 """
 
 from __future__ import annotations
@@ -12,15 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from egmf.data.schema import MODALITIES, Sample
+from egmf.data.schema import MODALITIES, Sample, pooled_key
 
 
 @dataclass
 class Batch:
     samples: list[Sample]
-    features: dict[str, torch.Tensor]  # modality -> [B, T, D] float32, zero padded
-    masks: dict[str, torch.Tensor]  # modality -> [B, T] bool, True marks a real frame
-    dims: dict[str, torch.Tensor]  # modality -> [B] int64, real feature dim (0 = modality missing)
+    features: dict[str, torch.Tensor]  # modality -> [B, T, D] float32, zero padded; "pooled:<set>" -> [B, 1, D]
+    masks: dict[str, torch.Tensor]  # modality -> [B, T] bool, True marks a real frame; "pooled:<set>" -> [B, 1]
+    dims: dict[str, torch.Tensor]  # modality (or pooled set) -> [B] int64, real feature dim (0 = missing)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -40,8 +45,11 @@ def collate(samples: list[Sample], max_frames: dict[str, int] | None = None) -> 
         raise ValueError("collate: expected at least one sample, got an empty list")
     max_frames = max_frames or {}
     features, masks, dims = {}, {}, {}
-    for m in MODALITIES:
+    pooled = sorted({pooled_key(name) for s in samples for name in s.pooled})
+    for m in (*MODALITIES, *pooled):
         arrays = [s.features(m) for s in samples]
+        if m in pooled:  # one vector per set, whether stored as [d] or [1, d]
+            arrays = [a.reshape(1, -1) if a is not None else None for a in arrays]
         limit = max_frames.get(m)
         if limit:
             arrays = [a[:limit] if a is not None else None for a in arrays]

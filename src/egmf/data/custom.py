@@ -13,6 +13,10 @@ A folder ``path`` (or the path of its ``data.csv``) holds::
     features/       optional; one folder per modality present:
         text/{id}.npy  audio/{id}.npy  vision/{id}.npy      float arrays [T, d], or [d] = one frame
                       a missing file leaves that modality None for that row (counted and logged)
+        pooled/{set}/{id}.npy  optional; one utterance-level vector [1, d] (or [d]) per set, e.g. the
+                      eGeMAPS functionals, mean+std of mfcc/whisper frames, the sentence embedding that
+                      ``egmf extract`` writes; into Sample.pooled[set] as [1, d] (feature dims key
+                      "pooled:{set}"); a missing file leaves the set out for that row
     dataset.yaml    optional:
         name: mydata            # Sample.dataset and DatasetInfo.name (default "custom")
         task: erc               # erc | msa
@@ -46,7 +50,7 @@ import yaml
 from egmf.data import validate as V
 from egmf.data.readers import FeatureSet, load_feature_files, read_csv, read_utf8
 from egmf.data.registry import register_dataset
-from egmf.data.schema import MODALITIES, SPLITS, BenchmarkData, DatasetInfo, Sample
+from egmf.data.schema import MODALITIES, SPLITS, BenchmarkData, DatasetInfo, Sample, pooled_key
 from egmf.errors import ConfigError, DataFormatError
 
 logger = logging.getLogger(__name__)
@@ -54,6 +58,7 @@ logger = logging.getLogger(__name__)
 CSV_NAME = "data.csv"
 YAML_NAME = "dataset.yaml"
 FEATURES_DIR = "features"
+POOLED_DIR = "pooled"
 REQUIRED_COLUMNS = ("id", "text", "label", "split")
 SPEC_KEYS = ("name", "task", "lang", "labels", "score_range", "metric_family")
 TASKS = ("erc", "msa")
@@ -201,6 +206,7 @@ def load_custom(path: Path, nan: str = "error", **options: Any) -> BenchmarkData
             ids = [r["id"] for r in rows if r["split"] == s]
             feats[s][m] = load_feature_files({i: base / f"{i}.npy" for i in ids}, m, nan, where=f"{base} ({s})")
         V.require_same_dim({s: feats[s][m].dim for s in SPLITS if feats[s][m].dim}, base, f"{m} feature dim")
+    pooled = _load_pooled(folder / FEATURES_DIR / POOLED_DIR, rows, nan)
 
     out: dict[str, list[Sample]] = {s: [] for s in SPLITS}
     history: dict[tuple[str, str], list[tuple[str, str]]] = {}
@@ -211,15 +217,37 @@ def load_custom(path: Path, nan: str = "error", **options: Any) -> BenchmarkData
             context = list(turns)
             turns.append((r["speaker"] or "", r["text"]))
         arr = {m: fs.arrays.get(r["id"]) for m, fs in feats[r["split"]].items()}
+        vectors = {n: by_split[r["split"]].arrays.get(r["id"]) for n, by_split in pooled.items()}
         out[r["split"]].append(
             Sample(id=r["id"], text=r["text"], label=r["label"], dataset=info.name, task=info.task, lang=info.lang,
                    speaker=r["speaker"], context=context, text_feats=arr.get("text"), audio=arr.get("audio"),
-                   vision=arr.get("vision"))
+                   vision=arr.get("vision"),
+                   pooled={n: a for n, a in vectors.items() if a is not None})
         )
     for s in ("valid", "test"):
         if not out[s]:
             logger.warning("%s: no rows in the %s split", csv_file, s)
     return BenchmarkData(info=info, splits=out, source=str(folder))
+
+
+def _load_pooled(base: Path, rows: list[dict[str, Any]], nan: str) -> dict[str, dict[str, FeatureSet]]:
+    """``{set: {split: FeatureSet}}`` of ``features/pooled/{set}/{id}.npy``; each array checked to be one vector."""
+    if not base.is_dir():
+        return {}
+    out: dict[str, dict[str, FeatureSet]] = {}
+    for folder in sorted(p for p in base.iterdir() if p.is_dir()):
+        name = folder.name
+        out[name] = {}
+        for s in SPLITS:
+            ids = [r["id"] for r in rows if r["split"] == s]
+            fs = load_feature_files({i: folder / f"{i}.npy" for i in ids}, pooled_key(name), nan, where=f"{folder} ({s})")
+            for i, a in fs.arrays.items():
+                if a is not None and a.shape[0] != 1:
+                    raise DataFormatError(folder / f"{i}.npy", "shape", "one pooled vector, [1, d] or [d]",
+                                          list(a.shape))
+            out[name][s] = fs
+        V.require_same_dim({s: out[name][s].dim for s in SPLITS if out[name][s].dim}, folder, "pooled feature dim")
+    return out
 
 
 def register() -> None:

@@ -3,6 +3,12 @@
 A loader returns a :class:`BenchmarkData`: dataset-level facts (:class:`DatasetInfo`) plus a list of
 :class:`Sample` per split. Feature arrays are stored unpadded (``[T, d]`` float32, only real frames);
 padding and masks are made once, in :mod:`egmf.data.collate`. A modality that a sample lacks is ``None``.
+
+Besides the frame sequences of the three modalities, a sample may carry *pooled sets*: one utterance-level
+vector per named set (``egmf extract`` writes eGeMAPS functionals ``egemaps`` (88-d), mean+std of ``mfcc`` and
+``whisper`` frames, the ``sentence`` embedding), in ``Sample.pooled`` as ``[1, d]`` arrays. Wherever dims,
+batch tensors or statistics are keyed, a pooled set is keyed ``"pooled:<set>"`` (:func:`pooled_key`) next to
+the modality names, so one dict serves both.
 """
 
 from __future__ import annotations
@@ -16,6 +22,21 @@ Task = Literal["erc", "msa"]
 Lang = Literal["en", "zh"]
 MODALITIES = ("text", "audio", "vision")
 SPLITS = ("train", "valid", "test")
+POOLED_PREFIX = "pooled:"
+
+
+def pooled_key(name: str) -> str:
+    """The key of pooled set ``name`` in feature dims, batches and statistics: ``"pooled:<name>"``."""
+    return f"{POOLED_PREFIX}{name}"
+
+
+def is_pooled_key(key: str) -> bool:
+    return key.startswith(POOLED_PREFIX)
+
+
+def pooled_name(key: str) -> str:
+    """``"pooled:egemaps"`` -> ``"egemaps"``."""
+    return key[len(POOLED_PREFIX):]
 
 # Label words exactly as the datasets write them; the prompt uses these words as the answer.
 MELD_EMOTIONS = ("neutral", "joy", "sadness", "anger", "surprise", "fear", "disgust")
@@ -33,6 +54,7 @@ class Sample:
     ``DatasetInfo.score_range`` for MSA, or ``None`` for unlabelled data.
     ``context`` holds the earlier utterances of the same dialogue as ``(speaker, text)``, oldest first.
     ``extra_labels`` carries secondary targets: MELD ``sentiment``; SIMS ``T``/``A``/``V`` unimodal scores.
+    ``pooled`` maps a pooled set's name (``egemaps``, ``whisper``, ``sentence``, ...) to its ``[1, d]`` vector.
     """
 
     id: str
@@ -47,9 +69,15 @@ class Sample:
     audio: np.ndarray | None = None
     vision: np.ndarray | None = None
     extra_labels: dict[str, str | float] = field(default_factory=dict)
+    pooled: dict[str, np.ndarray] = field(default_factory=dict)
 
     def features(self, modality: str) -> np.ndarray | None:
-        """The ``[T, d]`` array of a modality (``text`` means the text features), or ``None``."""
+        """The ``[T, d]`` array of a modality (``text`` means the text features), or ``None``.
+
+        A pooled-set key (``"pooled:<set>"``) gives that set's ``[1, d]`` vector, or ``None``.
+        """
+        if is_pooled_key(modality):
+            return self.pooled.get(pooled_name(modality))
         if modality == "text":
             return self.text_feats
         if modality in ("audio", "vision"):
@@ -84,7 +112,8 @@ class BenchmarkData:
     source: str = ""
 
     def feature_dims(self) -> dict[str, int]:
-        """The feature dim of each modality present anywhere in the data (0 when absent)."""
+        """The feature dim of each modality present anywhere in the data (0 when absent), and of each pooled
+        set some sample has, under ``"pooled:<set>"`` (absent sets have no key)."""
         dims = {m: 0 for m in MODALITIES}
         for samples in self.splits.values():
             for s in samples:
@@ -92,4 +121,6 @@ class BenchmarkData:
                     a = s.features(m)
                     if a is not None and dims[m] == 0:
                         dims[m] = int(a.shape[1])
+                for name, a in s.pooled.items():
+                    dims.setdefault(pooled_key(name), int(a.shape[-1]))
         return dims

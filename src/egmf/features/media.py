@@ -140,6 +140,18 @@ class ClipExtractor:
             out.pooled["whisper"] = A.mean_std(speech)
 
 
+def pooled_sets(clip: ClipFeatures) -> dict[str, np.ndarray]:
+    """The pooled sets ``egmf extract`` writes for ``clip`` (``features/pooled/{set}``), as the custom loader
+    reads them into ``Sample.pooled``: the clip's audio sets, plus the ``sentence`` embedding of its text
+    whenever text features were extracted (the same condition as the extractor's)."""
+    out = {name: np.asarray(a, dtype=np.float32).reshape(1, -1) for name, a in clip.pooled.items()}
+    if clip.text_feats is not None:
+        from egmf.features.text import sentence_embeddings
+
+        out["sentence"] = np.asarray(sentence_embeddings([clip.text]), dtype=np.float32).reshape(1, -1)
+    return out
+
+
 def sample_from_media(video: str | Path | None = None, audio: str | Path | None = None,
                       text: str | None = None, settings: ExtractSettings | None = None, *,
                       dataset: str = "custom", task: str = "erc", extractor: ClipExtractor | None = None,
@@ -147,10 +159,12 @@ def sample_from_media(video: str | Path | None = None, audio: str | Path | None 
     """A :class:`Sample` (no label) from raw media, for ``egmf predict --video/--audio``.
 
     Use the settings the training data was extracted with (``dataset.yaml`` key ``extract``, see
-    :func:`egmf.features.config.ExtractSettings.from_dict`), so that the feature dims match the model.
+    :func:`egmf.features.config.ExtractSettings.from_dict`), so that the feature dims match the model. The
+    sample has the fields the custom loader gives an extracted clip: text, audio, vision, text features and
+    the pooled sets (:func:`pooled_sets`).
     """
     ex = extractor or ClipExtractor(settings)
     clip = ex.extract(video=video, audio=audio, text=text)
     name = Path(video or audio).stem if (video or audio) else "text"
     return Sample(id=name, text=clip.text, label=None, dataset=dataset, task=task, lang=clip.lang,
-                  text_feats=clip.text_feats, audio=clip.audio, vision=clip.vision)
+                  text_feats=clip.text_feats, audio=clip.audio, vision=clip.vision, pooled=pooled_sets(clip))

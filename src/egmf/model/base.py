@@ -69,7 +69,16 @@ class Prediction:
 
 @runtime_checkable
 class TaskModel(Protocol):
-    """What the trainer needs from a model."""
+    """What the trainer needs from a model.
+
+    Input standardisation: before training, the trainer calls
+    :func:`egmf.model.standardize.fit_input_statistics` ``(model, stats)`` once with the train split's
+    per-dimension statistics (:func:`egmf.training.data.feature_statistics`). It fits every
+    :class:`~egmf.model.standardize.FeatureStandardizer` inside the model (the EGMF fusion's and the baselines'
+    modality encoders hold one), or calls the model's own ``fit_input_statistics(stats)`` where it defines one
+    (optional, so not part of this protocol). The statistics are buffers, so ``trainable_state_dict()`` must
+    include buffers for checkpoints to carry them.
+    """
 
     def forward(self, batch: Batch) -> ModelOutput: ...
 

@@ -17,14 +17,16 @@ from egmf.model.fusion.config import FusionConfig
 from egmf.model.llm.config import LLMConfig, LoraSettings, PromptConfig
 from egmf.typed_config import check_choices
 
-TextSource = Literal["dataset", "llm", "sentence", "none"]
+TextSource = Literal["auto", "dataset", "llm", "sentence", "none"]
 
 
 def text_feature_dim(text_source: str, data_dim: int, llm_hidden: int = 0) -> int:
     """The text modality's feature dim under ``text_source``: the one rule for data and fusion alike.
 
-    ``dataset`` and ``sentence``: the dim of the text features the samples hold (``data_dim``; for
-    ``sentence`` the sentence vectors that replaced the dataset's). ``none``: 0. ``llm``: the samples hold no
+    ``dataset``, ``sentence`` and ``auto``: the dim of the text features the samples hold (``data_dim``; for
+    ``sentence`` the sentence vectors that replaced the dataset's; for ``auto`` the dataset's own features where
+    it ships them, else the sentence vectors that
+    :func:`egmf.training.data.apply_text_source` gave it). ``none``: 0. ``llm``: the samples hold no
     text features (0, the default ``llm_hidden``); the fusion reads the LLM's own input embeddings of the
     utterance instead, so for the fusion pass the LLM's hidden size as ``llm_hidden``.
     """
@@ -57,11 +59,13 @@ class ModelConfig:
         default_factory=BaselineConfig, metadata={"help": "the non-LLM baselines (late_fusion, mult); EGMF ignores it"}
     )
     text_source: TextSource = field(
-        default="dataset",
+        default="auto",
         metadata={
-            "help": "text modality of the fusion: 'dataset' (the dataset's text features), 'sentence' (features of "
-            "a sentence encoder, extracted into the batch), 'llm' (the LLM's frozen input embeddings of the "
-            "utterance), 'none' (no text features; the utterance still appears in the prompt)"
+            "help": "text modality of the fusion (and the baselines): 'auto' (the dataset's text features where it "
+            "ships them, else 'sentence'), 'dataset' (the dataset's text features), 'sentence' (one MiniLM sentence "
+            "vector per utterance, computed when the data is loaded), 'llm' (the LLM's frozen input embeddings of the "
+            "utterance: nothing the LLM does not already read in the prompt), 'none' (no text features); the "
+            "utterance and its context are in the prompt whatever the choice"
         },
     )
     max_utterance_tokens: int = field(

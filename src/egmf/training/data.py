@@ -2,6 +2,9 @@
 
 Several datasets train together (one model, several tasks): their samples are concatenated per split and
 each keeps its ``dataset`` name, which selects its prompt, its label words and its feature projection.
+
+:func:`feature_statistics` computes the per-dimension mean/std of the train split that every model
+standardises its inputs with (:mod:`egmf.model.standardize`).
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ import numpy as np
 import torch
 
 from egmf.data.registry import load_dataset
-from egmf.data.schema import MODALITIES, SPLITS, DatasetInfo, Sample
+from egmf.data.schema import MODALITIES, SPLITS, DatasetInfo, Sample, pooled_key
 from egmf.data.validate import refuse_kept_nan
-from egmf.errors import ConfigError
+from egmf.errors import ConfigError, DataFormatError
 from egmf.model.config import text_feature_dim
+from egmf.model.standardize import Statistics
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +39,8 @@ def load_training_data(data_cfg, text_source: str = "dataset") -> TrainingData:
     """Load every dataset of ``data_cfg`` (a :class:`egmf.config.DataConfig`).
 
     ``text_source="sentence"`` replaces the text features by one MiniLM sentence vector per utterance;
-    ``"none"`` and ``"llm"`` drop the dataset's text features (the LLM sees the words in the prompt).
+    ``"auto"`` does so only for the datasets that ship no text features; ``"none"`` and ``"llm"`` drop the
+    dataset's text features (the LLM sees the words in the prompt).
     """
     infos: dict[str, DatasetInfo] = {}
     dims: dict[str, dict[str, int]] = {}
@@ -57,11 +62,11 @@ def load_training_data(data_cfg, text_source: str = "dataset") -> TrainingData:
             splits[split].extend(samples)
         dims[name] = data.feature_dims()
         logger.info("loaded %s from %s: %s", name, entry.path, {s: len(v) for s, v in data.splits.items()})
-    apply_text_source([s for v in splits.values() for s in v], text_source)
-    if text_source == "sentence":  # the sentence vectors replaced every dataset's text features
-        sentence_dim = next((int(s.text_feats.shape[1]) for v in splits.values() for s in v), 0)
-        for d in dims.values():
-            d["text"] = sentence_dim
+    replaced = apply_text_source([s for v in splits.values() for s in v], text_source)
+    for name in replaced:  # the sentence vectors replaced (or supplied) these datasets' text features
+        dims[name]["text"] = next(
+            (int(s.text_feats.shape[1]) for v in splits.values() for s in v if s.dataset == name), 0
+        )
     for d in dims.values():
         d["text"] = text_feature_dim(text_source, d["text"])  # the data's view: no LLM embeddings here
     _truncate(splits, data_cfg.max_frames)
@@ -79,22 +84,69 @@ def _truncate(splits: dict[str, list[Sample]], max_frames: dict[str, int]) -> No
                     setattr(s, "text_feats" if m == "text" else m, a[:limit])
 
 
-def apply_text_source(samples: list[Sample], text_source: str) -> None:
-    """Give ``samples`` the text features ``model.text_source`` asks for, in place.
+def apply_text_source(samples: list[Sample], text_source: str) -> list[str]:
+    """Give ``samples`` the text features ``model.text_source`` asks for, in place; returns the datasets whose
+    text features are now sentence vectors.
 
-    ``sentence``: one MiniLM sentence vector per utterance; ``none`` and ``llm``: no text features (the LLM
-    reads the words in the prompt, and ``llm`` feeds the fusion the LLM's own embeddings of them);
-    ``dataset``: the dataset's features, untouched. Training, evaluation and prediction all call this.
+    ``sentence``: one MiniLM sentence vector per utterance; ``auto``: the same for the samples of every dataset
+    none of whose given samples has text features, the dataset's own features elsewhere; ``none`` and ``llm``:
+    no text features (the LLM reads the words in the prompt, and ``llm`` feeds the fusion the LLM's own
+    embeddings of them); ``dataset``: the dataset's features, untouched. Training, evaluation and prediction all
+    call this (``auto`` decides per dataset from the samples given, so pass a dataset's samples together).
     """
     if text_source in ("none", "llm"):
         for s in samples:
             s.text_feats = None
-    elif text_source == "sentence" and samples:
-        from egmf.features.text import sentence_embeddings
+        return []
+    if text_source == "sentence":
+        chosen = samples
+    elif text_source == "auto":
+        shipped = {s.dataset for s in samples if s.text_feats is not None}
+        chosen = [s for s in samples if s.dataset not in shipped]
+    else:
+        return []
+    if not chosen:
+        return []
+    from egmf.features.text import sentence_embeddings
 
-        vectors = sentence_embeddings([s.text for s in samples])
-        for s, v in zip(samples, vectors):
-            s.text_feats = np.asarray(v, dtype=np.float32)[None, :]
+    vectors = sentence_embeddings([s.text for s in chosen])
+    for s, v in zip(chosen, vectors):
+        s.text_feats = np.asarray(v, dtype=np.float32)[None, :]
+    return list(dict.fromkeys(s.dataset for s in chosen))
+
+
+def feature_statistics(samples: list[Sample]) -> Statistics:
+    """Per-dimension ``(mean, std)`` of every modality and pooled set, per dataset, over all real frames of
+    ``samples`` (pass the train split only): ``{dataset: {"audio" | "pooled:egemaps" | ...: (mean, std)}}``.
+
+    Accumulated per array with Chan's parallel update in float64 (returned as float64), so large offsets
+    (eGeMAPS values in the thousands) lose no precision. ``std`` is the population std; a (near-)constant dimension is left for
+    :func:`egmf.model.standardize.safe_std` to set to 1. A dataset/key with no frames has no entry.
+    """
+    acc: dict[tuple[str, str], list] = {}  # (dataset, key) -> [count, mean, M2]
+    for s in samples:
+        keys = [(m, s.features(m)) for m in MODALITIES] + [(pooled_key(n), a) for n, a in s.pooled.items()]
+        for key, a in keys:
+            if a is None or a.size == 0:
+                continue
+            a = np.asarray(a, dtype=np.float64).reshape(-1, a.shape[-1])
+            n_b, mean_b = a.shape[0], a.mean(0)
+            m2_b = ((a - mean_b) ** 2).sum(0)
+            cur = acc.get((s.dataset, key))
+            if cur is None:
+                acc[(s.dataset, key)] = [n_b, mean_b, m2_b]
+                continue
+            n_a, mean_a, m2_a = cur
+            if mean_a.shape != mean_b.shape:
+                raise DataFormatError(f"dataset {s.dataset}", f"{key} features of sample {s.id!r}",
+                                      f"dim {mean_a.shape[0]} (as the earlier samples)", mean_b.shape[0])
+            n = n_a + n_b
+            delta = mean_b - mean_a
+            cur[0], cur[1], cur[2] = n, mean_a + delta * (n_b / n), m2_a + m2_b + delta**2 * (n_a * n_b / n)
+    out: Statistics = {}
+    for (ds, key), (n, mean, m2) in acc.items():
+        out.setdefault(ds, {})[key] = (mean, np.sqrt(m2 / n))
+    return out
 
 
 class SampleList(torch.utils.data.Dataset):

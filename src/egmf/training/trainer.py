@@ -33,9 +33,10 @@ from egmf.data.collate import collate
 from egmf.data.schema import Sample
 from egmf.evaluation.evaluate import predict_samples, score, selection_score
 from egmf.model.registry import build_model
+from egmf.model.standardize import fit_input_statistics
 from egmf.progress import progress
 from egmf.training import checkpoint as ckpt
-from egmf.training.data import SampleList, TrainingData
+from egmf.training.data import SampleList, TrainingData, feature_statistics
 from egmf.training.sampler import EpochShuffle, LengthBucketSampler, ProcessShares
 from egmf.training.schedule import evaluation_steps
 from egmf.training.step import train_step
@@ -147,7 +148,11 @@ class SeedTraining:
         self.cfg, self.tc, self.data, self.accelerator = cfg, cfg.train, data, accelerator
         tc = cfg.train
         model = build_model(cfg.model, data.infos, data.feature_dims)
-        if hasattr(model, "fit_class_weights"): model.fit_class_weights(data.split("train"))  # noqa: E701 (loss weights from train labels)
+        # What the model learns from the train split before its first step: input statistics (buffers, so
+        # checkpoints carry them) and class weights of the loss (refitted whenever training starts).
+        fit_input_statistics(model, feature_statistics(data.split("train")))
+        if hasattr(model, "fit_class_weights"):
+            model.fit_class_weights(data.split("train"))
         optimizer = build_optimizer(model, tc)
         loader, self.sampler = train_loader(model, data.split("train"), tc, accelerator.num_processes)
         self.model, self.optimizer, self.loader = accelerator.prepare(model, optimizer, loader)

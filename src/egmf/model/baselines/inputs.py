@@ -1,9 +1,10 @@
 """Inputs of the baselines: the EGMF modality encoders, a per-sample dim check, and masked pooling.
 
 The baselines reuse :class:`egmf.model.fusion.encoders.ModalityEncoders` (one linear projection per
-(dataset, modality), because datasets in one batch have different feature dims; masked pooling to at most
-``max_frames`` frames; positions; modality-type embedding; LayerNorm), so a baseline and EGMF see the same
-tokens and differ only in what they do with them. MulT's temporal convolution follows, per modality, over
+(dataset, modality), because datasets in one batch have different feature dims; per-dimension standardisation
+with the train split's statistics; the utterance-level statistics token and pooled-set tokens; masked pooling
+to at most ``max_frames`` frames; positions; modality-type embedding; LayerNorm), so a baseline and EGMF see
+the same tokens and differ only in what they do with them. MulT's temporal convolution follows, per modality, over
 frames whose padding is zero, so a real frame's output is the same however much padding follows it.
 """
 
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from egmf.data.collate import Batch
-from egmf.data.schema import MODALITIES
+from egmf.data.schema import MODALITIES, is_pooled_key
 from egmf.errors import ConfigError, DataFormatError
 from egmf.model.fusion.encoders import ModalityEncoders, check_feature_dims, masked_mean
 
@@ -49,14 +50,19 @@ def last_state(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 class BaselineInputs(nn.Module):
     """``forward(batch) -> {modality: (tokens [B,T,hidden], mask [B,T])}`` for :attr:`modalities`, the
-    modalities at least one dataset has; with ``kernel > 1`` a temporal Conv1d per modality follows."""
+    modalities at least one dataset has (or a pooled set joins); with ``kernel > 1`` a temporal Conv1d per
+    modality follows. ``stats_token``: see :class:`~egmf.model.fusion.encoders.ModalityEncoders`."""
 
     def __init__(self, feature_dims: dict[str, dict[str, int]], hidden: int, dropout: float,
-                 max_frames: int | None, kernel: int = 1):
+                 max_frames: int | None, kernel: int = 1, stats_token: bool = True):
         super().__init__()
         self.feature_dims = check_feature_dims(feature_dims)
-        self.modalities = tuple(m for m in MODALITIES if any(d[m] > 0 for d in self.feature_dims.values()))
-        self.encoders = ModalityEncoders(self.feature_dims, hidden, dropout, max_frames, missing_modality="mask")
+        self.encoders = ModalityEncoders(self.feature_dims, hidden, dropout, max_frames, missing_modality="mask",
+                                         stats_token=stats_token)
+        self.modalities = tuple(
+            m for m in MODALITIES
+            if any(d[m] > 0 for d in self.feature_dims.values()) or self.encoders.pooled_slots[m]
+        )
         self.temporal = nn.ModuleDict(
             {m: nn.Conv1d(hidden, hidden, kernel, padding=kernel // 2) for m in self.modalities} if kernel > 1 else {}
         )
@@ -64,8 +70,13 @@ class BaselineInputs(nn.Module):
     def check_dims(self, batch: Batch) -> None:
         """Each sample's real feature dim must be its dataset's (or 0 = absent): a clear error, not a wrong slice."""
         groups = group_by_dataset(batch, self.feature_dims)
-        for m in MODALITIES:
+        pooled = [k for k in batch.dims if is_pooled_key(k)]
+        for m in (*MODALITIES, *pooled):
+            if m not in batch.dims:
+                continue
             for ds, rows in groups.items():
+                if is_pooled_key(m) and m not in self.feature_dims[ds]:
+                    continue  # a pooled set this dataset's model was not built with is not read
                 want = self.feature_dims[ds][m]
                 for r in rows:
                     got = int(batch.dims[m][r])

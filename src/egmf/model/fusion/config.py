@@ -61,6 +61,11 @@ class FusionConfig:
                                           "'learned' (one learned placeholder token stands in as a key). Its gate weight is 0 "
                                           "either way."}
     )
+    stats_token: bool = field(
+        default=True, metadata={"help": "Append to each modality's tokens a statistics token: mean and std over the "
+                                        "utterance's real (standardised) frames, through a Linear to d_model, with its own "
+                                        "type embedding, so every expert sees the per-clip spread."}
+    )
 
     def __post_init__(self):
         self.local_kernel_sizes = tuple(self.local_kernel_sizes)  # YAML gives lists

@@ -34,7 +34,8 @@ class ExpertFusion(nn.Module):
         self.expert_names = cfg.active_experts
         ff = cfg.ff_mult * cfg.d_model
         self.encoders = ModalityEncoders(
-            feature_dims, cfg.d_model, cfg.dropout, cfg.max_frames_per_modality, cfg.missing_modality
+            feature_dims, cfg.d_model, cfg.dropout, cfg.max_frames_per_modality, cfg.missing_modality,
+            stats_token=cfg.stats_token,
         )
         self.experts = build_experts(
             self.expert_names, cfg.d_model, cfg.n_heads, ff, cfg.local_kernel_sizes,
