@@ -59,7 +59,7 @@ def test_overrides_reach_nested_fields_and_list_items():
         ("train.epochs=0", "train.epochs: expected an integer >= 1, got 0"),
         ("train.warmup_ratio=1.5", "train.warmup_ratio: expected a value in [0, 1)"),
         ("eval.decoding=beam", "eval.decoding: invalid value 'beam'; valid choices: constrained, free"),
-        ("model.text_source=bert", "valid choices: dataset, llm, sentence, none"),
+        ("model.text_source=bert", "valid choices: auto, dataset, llm, sentence, none"),
         ("data.datasets=[{name: imdb, path: x}]", "unknown dataset 'imdb'; valid choices: cherma, custom, meld"),
         ("data.max_frames={smell: 3}", "data.max_frames: unknown modality 'smell'"),
         ("data.datasets=[]", "data.datasets: expected at least one dataset entry"),

@@ -31,7 +31,7 @@ def test_help_table_lists_every_leaf_with_help():
 @pytest.mark.parametrize("cls, kwargs, message", [
     (TrainConfig, {"mixed_precision": "fp8"}, "train.mixed_precision: invalid value 'fp8'; valid choices: auto, no, bf16, fp16"),
     (EvalConfig, {"decoding": "beam"}, "eval.decoding: invalid value 'beam'; valid choices: constrained, free"),
-    (ModelConfig, {"text_source": "bert"}, "model.text_source: invalid value 'bert'; valid choices: dataset, llm, sentence, none"),
+    (ModelConfig, {"text_source": "bert"}, "model.text_source: invalid value 'bert'; valid choices: auto, dataset, llm, sentence, none"),
     (ModelConfig, {"score_decoding": "mean"}, "model.score_decoding: invalid value 'mean'; valid choices: median, greedy"),
 ])
 def test_a_config_built_in_code_gets_the_same_choice_check(cls, kwargs, message):

@@ -97,7 +97,9 @@ def test_output_loads_as_a_custom_dataset(extracted):
     assert train["face"].vision.shape[1] == 139 and train["face"].audio.shape[1] == 25
     assert train["face_mute"].audio is None and train["face_mute"].vision is not None
     assert data.splits["valid"][0].vision is None  # the clip without a face
-    assert data.feature_dims() == {"text": 384, "audio": 25, "vision": 139}
+    # The extractor's pooled sets reach the model too, keyed "pooled:<set>" beside the frame modalities.
+    assert data.feature_dims() == {"text": 384, "audio": 25, "vision": 139,
+                                   "pooled:egemaps": 88, "pooled:mfcc": 80, "pooled:sentence": 384}
 
 
 @pytest.mark.slow

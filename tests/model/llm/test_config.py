@@ -24,7 +24,7 @@ from egmf.model.llm.config import LLMConfig, LoraSettings, PromptConfig
         (LoraSettings, {"target_modules": []}, "model.lora.target_modules: expected a non-empty list"),
         (PromptConfig, {"max_prompt_tokens": 8}, "model.prompt.max_prompt_tokens: expected >= 16, got 8"),
         (PromptConfig, {"max_context_turns": -1}, "model.prompt.max_context_turns: expected >= 0, got -1"),
-        (ModelConfig, {"text_source": "bert"}, "model.text_source: invalid value 'bert'; valid choices: dataset, llm, sentence, none"),
+        (ModelConfig, {"text_source": "bert"}, "model.text_source: invalid value 'bert'; valid choices: auto, dataset, llm, sentence, none"),
     ],
 )
 def test_config_errors_name_field_and_choices(cls, kwargs, message):
