@@ -91,6 +91,20 @@ def test_llm_text_source_feeds_the_utterance_through_the_llm():
     assert s.text_feats is None and s.audio is None and s.vision is None and s.text == "我很高兴"
 
 
+def test_pooled_sets_are_fed_only_where_their_dims_match():
+    import dataclasses
+
+    import numpy as np
+
+    sample = dataclasses.replace(_sample(), pooled={"egemaps": np.ones((1, 88), np.float32),
+                                                    "mfcc": np.ones((1, 40), np.float32)})
+    source = {"text": 8, "audio": 6, "vision": 0, "pooled:egemaps": 88, "pooled:mfcc": 80}
+    target = {"text": 8, "audio": 6, "vision": 7, "pooled:egemaps": 88, "pooled:mfcc": 40}
+    (s,), status = adapt_samples([sample], MELD, source, target, "dataset")
+    assert set(s.pooled) == {"egemaps"}  # the 40-d mfcc set would not fit the model's 80-d projection
+    assert status["pooled:egemaps"] == "fed (88-d)" and status["pooled:mfcc"] == "dropped (80-d vs 40-d)"
+
+
 def test_naming_a_modality_whose_dims_differ_is_refused():
     with pytest.raises(ConfigError, match=r"--modalities vision: the model reads 5-d vision features \(meld\) and the "
                                           r"target has 7-d vision features; feature dims must match"):

@@ -38,7 +38,7 @@ import pandas as pd
 
 from egmf.atomic import write_json_atomic, write_text_atomic
 from egmf.config import DataConfig, DatasetEntry, RunConfig, config_from_dict
-from egmf.data.schema import MODALITIES, DatasetInfo, Sample
+from egmf.data.schema import MODALITIES, DatasetInfo, Sample, is_pooled_key, pooled_name
 from egmf.errors import ConfigError
 from egmf.evaluation.aggregate import aggregate_seeds, metric_cells, metric_numbers, to_markdown, write_csv
 from egmf.experiments.ablation import Runner, run_or_reuse
@@ -126,12 +126,23 @@ def adapt_samples(
             )
         else:
             status[m] = f"dropped ({s_dim}-d vs {t_dim}-d)" if want else "dropped"
+    # Pooled sets (eGeMAPS functionals, ...) follow the same rule as modalities: fed only where the model was
+    # trained on the set with the same dim; a set of another width would not fit the model's projection.
+    pooled_keep = set()
+    for key in sorted(k for k in {**source_dims, **target_dims} if is_pooled_key(k)):
+        s_dim, t_dim = int(source_dims.get(key, 0)), int(target_dims.get(key, 0))
+        if s_dim and s_dim == t_dim:
+            pooled_keep.add(pooled_name(key))
+            status[key] = f"fed ({t_dim}-d)"
+        elif s_dim:
+            status[key] = f"dropped ({s_dim}-d vs {t_dim}-d)"
     adapted = [
         dataclasses.replace(
             s, dataset=source.name, lang=source.lang, label=None,
             text_feats=s.text_feats if "text" in keep else None,
             audio=s.audio if "audio" in keep else None,
             vision=s.vision if "vision" in keep else None,
+            pooled={k: v for k, v in (s.pooled or {}).items() if k in pooled_keep},
         )
         for s in samples
     ]
