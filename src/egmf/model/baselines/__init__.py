@@ -35,11 +35,19 @@ def build_mult(cfg, infos: dict[str, DatasetInfo], feature_dims: dict[str, dict[
     return MulT(_baseline_config(cfg), infos, feature_dims)
 
 
+# The baselines' own optimisation defaults (egmf.model.registry.TrainDefaults; a config's train.* overrides
+# each), chosen on valid by benchmarks/baseline_rates.py (results/baseline_rates.md): lr_fusion is their whole
+# network's rate. Fields not given keep EGMF's values.
+LATE_FUSION_TRAIN = {"lr_fusion": 1e-3}
+MULT_TRAIN = {"lr_fusion": 1e-3}
+
+
 def register() -> None:
-    from egmf.model.registry import register_model
+    from egmf.model.registry import TrainDefaults, register_model
 
     register_model("late_fusion", build_late_fusion,
-                   "late-fusion MLP: per-modality mean-pool + MLP, concatenated, one head per dataset (no LLM)")
+                   "late-fusion MLP: per-modality mean-pool + MLP, concatenated, one head per dataset (no LLM)",
+                   train_defaults=TrainDefaults(**LATE_FUSION_TRAIN))
     register_model("mult", build_mult,
                    "MulT-style cross-modal transformer (Tsai et al. 2019) with a classification/regression head "
-                   "(no LLM)")
+                   "(no LLM)", train_defaults=TrainDefaults(**MULT_TRAIN))
