@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import REPO, SHARED, Section, Trained, erc_rows, reuse_note, train_models  # noqa: E402
+from bench_common import SHARED, Section, Trained, erc_rows, llm_budget, outside_repo, reuse_note, train_models  # noqa: E402
 from quality import MELD_SETUP, base_config, write_meld  # noqa: E402
 
 DEFAULT_VARIANTS = "no_local,no_semantic,no_global,no_expert_gate,k1,k16,lora_r4,lora_r16"
@@ -39,13 +39,12 @@ def main() -> None:
                     help="leave out the full row: for a second process while another trains it (same run folder)")
     ap.add_argument("--smoke", action="store_true", help="tiny LLM, 16 train samples, 2 steps: checks the script")
     args = ap.parse_args()
-    if REPO in args.work.resolve().parents or args.work.resolve() == REPO:
-        sys.exit(f"--work {args.work}: keep data and runs outside the repository")
+    outside_repo(args.work)
     wanted = [v for v in args.only.split(",") if v]
     unknown = [v for v in wanted if v not in VARIANTS]
     if unknown:
         sys.exit(f"--only: unknown variant(s) {unknown}; valid: {', '.join(VARIANTS)}")
-    backend, steps = ("tiny", 2) if args.smoke else ("smollm2-135m", args.steps)
+    backend, steps = llm_budget(args.smoke, args.steps)
     tag = "meld_smoke" if args.smoke else "meld"
     path = write_meld(args.meld, args.work / "data" / "meld")
     base = base_config(path, steps, backend, "llm", args.smoke)

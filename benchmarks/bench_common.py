@@ -61,6 +61,18 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def outside_repo(work: Path) -> Path:
+    """``work`` if it lies outside the repository (data copies and run folders never enter the project), else exit."""
+    if REPO in work.resolve().parents or work.resolve() == REPO:
+        sys.exit(f"--work {work}: keep data and runs outside the repository")
+    return work
+
+
+def llm_budget(smoke: bool, steps: int) -> tuple[str, int]:
+    """``(LLM backend, steps)`` of a sweep: the embedded SmolLM2 at ``steps``, or the tiny LLM at 2 for ``--smoke``."""
+    return ("tiny", 2) if smoke else ("smollm2-135m", steps)
+
+
 def command_line() -> str:
     return ".venv/bin/python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
 

@@ -33,7 +33,7 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import REPO, SHARED, Section, erc_rows, reuse_note, train_models  # noqa: E402
+from bench_common import SHARED, Section, erc_rows, llm_budget, outside_repo, reuse_note, train_models  # noqa: E402
 
 DESCRIPTIONS = {
     "egmf": "EGMF: experts + hierarchical gates -> pseudo tokens -> SmolLM2 + LoRA",
@@ -144,9 +144,8 @@ def main() -> None:
     ap.add_argument("--seeds", default="1111")
     ap.add_argument("--smoke", action="store_true", help="tiny LLM, 16 train samples, 2 steps: checks the script")
     args = ap.parse_args()
-    if REPO in args.work.resolve().parents or args.work.resolve() == REPO:
-        sys.exit(f"--work {args.work}: keep data and runs outside the repository")
-    backend, steps = ("tiny", 2) if args.smoke else ("smollm2-135m", args.steps)
+    outside_repo(args.work)
+    backend, steps = llm_budget(args.smoke, args.steps)
     tag = f"{args.dataset}{'_smoke' if args.smoke else ''}"
     section = Section(f"quality_{tag}", f"Quality on real data: {args.dataset.upper()}")
     if args.dataset == "meld":
