@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import REPO, SHARED, Section, reuse_note, train_models  # noqa: E402
+from bench_common import SHARED, Section, outside_repo, reuse_note, train_models  # noqa: E402
 from quality import dialogue_of, meld_heldout, write_meld  # noqa: E402
 
 MODELS = ("late_fusion", "mult")
@@ -133,8 +133,7 @@ def main() -> None:
     ap.add_argument("--meld", type=Path, default=SHARED / "meld")
     ap.add_argument("--smoke", action="store_true", help="6 dialogues per split, 1 epoch, 1 rate: checks the script")
     args = ap.parse_args()
-    if REPO in args.work.resolve().parents or args.work.resolve() == REPO:
-        sys.exit(f"--work {args.work}: keep data and runs outside the repository")
+    outside_repo(args.work)
     tag = "smoke" if args.smoke else "meld"
     lrs = [float(x) for x in args.lrs.split(",")][: 1 if args.smoke else None]
     epochs = 1 if args.smoke else args.epochs
