@@ -82,11 +82,12 @@ def heldout_section(src: Path, seed: int) -> None:
     drawn = meld_heldout(train, dev, seed=seed)
     dialogues = sorted({dialogue_of(s) for s in train})
     former = set(np.random.default_rng(0).choice(dialogues, size=30, replace=False).tolist())  # the old rule
+    chosen = set(drawn.dialogues)
     parts = {
-        "dev (the report split)": [s for s in dev],
-        f"held-out, new rule ({len(drawn.dialogues)} dialogues)": [s for s in train if dialogue_of(s) in set(drawn.dialogues)],
+        "dev (the report split)": list(dev),
+        f"held-out, new rule ({len(chosen)} dialogues)": [s for s in train if dialogue_of(s) in chosen],
         "held-out, former rule (30 random dialogues)": [s for s in train if dialogue_of(s) in former],
-        "train minus new held-out": [s for s in train if dialogue_of(s) not in set(drawn.dialogues)],
+        "train minus new held-out": [s for s in train if dialogue_of(s) not in chosen],
     }
     target = label_distribution([str(s.label) for s in dev])
     rows = []
@@ -125,9 +126,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--lrs", default="3e-4,1e-3,3e-3", help="learning rates (train.lr_fusion) to try per model")
     ap.add_argument("--models", default=",".join(MODELS))
-    ap.add_argument("--epochs", type=int, default=10, help="at most this many epochs per run")
+    ap.add_argument("--epochs", type=int, default=6, help="at most this many epochs per run")
     ap.add_argument("--patience", type=int, default=2, help="evaluations (epochs) without improvement before stopping")
-    ap.add_argument("--minutes", type=float, default=1.5, help="time limit per run (train.time_limit_minutes)")
+    ap.add_argument("--minutes", type=float, default=1.0, help="time limit per run (train.time_limit_minutes)")
     ap.add_argument("--seeds", default="1111")
     ap.add_argument("--work", type=Path, default=Path("/tmp/egmf_rates"), help="data + run folders (outside the repo)")
     ap.add_argument("--meld", type=Path, default=SHARED / "meld")
@@ -169,8 +170,8 @@ def main() -> None:
     from egmf.evaluation.aggregate import to_markdown
 
     section.add(*to_markdown(pd.DataFrame(rows), labels=3).splitlines())
-    section.add("", "Chosen on valid (the held-out train dialogues), per model: "
-                + "; ".join(f"{m}: lr_fusion {lr} (valid w-F1 {v:.4f}, dev w-F1 {d:.4f})" for m, (lr, v, d) in best.items()),
+    chosen = [f"{m}: lr_fusion {lr} (valid w-F1 {v:.4f}, dev w-F1 {d:.4f})" for m, (lr, v, d) in best.items()]
+    section.add("", "Chosen on valid (the held-out train dialogues), per model: " + "; ".join(chosen),
                 "", f"Run folders: `{args.work / 'runs' / tag}`.")
     section.write([
         "data: MELD train minus the held-out dialogues of `quality.py` (`results/heldout_meld.md`) -> valid = "

@@ -1,8 +1,8 @@
 """The one training loop, for every model and dataset, on Hugging Face Accelerate.
 
 ``fit`` trains one seed into ``seed_dir``: AdamW with separate learning rates for LoRA and fusion and weight
-decay on weight matrices only (``optim.py``), warmup then cosine decay, gradient accumulation, clipping, bf16 where the device has it, early stopping on the *valid*
-split's main metric (never test), and a resumable ``last`` checkpoint every ``save_every`` steps. The
+decay on weight matrices only (``optim.py``), warmup then cosine decay, gradient accumulation, clipping, bf16
+where the device has it, early stopping on the *valid* split's main metric (never test), and a resumable ``last`` checkpoint every ``save_every`` steps. The
 best checkpoint is reloaded at the end for the final valid/test evaluation. The same code runs on one CPU,
 ``accelerate launch --cpu --num_processes 2`` (gloo), or many GPUs.
 

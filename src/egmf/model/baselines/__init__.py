@@ -14,8 +14,8 @@ from egmf.model.baselines.heads import BaselineModel, TaskHeads
 from egmf.model.baselines.late_fusion import LateFusionMLP
 from egmf.model.baselines.mult import MulT
 
-__all__ = ["BaselineConfig", "BaselineModel", "LateFusionMLP", "MulT", "TaskHeads", "build_late_fusion",
-           "build_mult", "register"]
+__all__ = ["LATE_FUSION_TRAIN", "MULT_TRAIN", "BaselineConfig", "BaselineModel", "LateFusionMLP", "MulT",
+           "TaskHeads", "build_late_fusion", "build_mult", "register"]
 
 
 def _baseline_config(cfg) -> BaselineConfig:
