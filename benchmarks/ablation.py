@@ -46,7 +46,7 @@ def main() -> None:
         sys.exit(f"--only: unknown variant(s) {unknown}; valid: {', '.join(VARIANTS)}")
     backend, steps = llm_budget(args.smoke, args.steps)
     tag = "meld_smoke" if args.smoke else "meld"
-    path = write_meld(args.meld, args.work / "data" / "meld", held_out_dialogues=30)
+    path = write_meld(args.meld, args.work / "data" / "meld")
     base = base_config(path, steps, backend, "llm", args.smoke)
     # "egmf" is quality.py's run of the same config: the full model, trained once for both scripts.
     full = {} if args.without_full else {"egmf": ["model.name=egmf"]}

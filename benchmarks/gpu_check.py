@@ -6,7 +6,7 @@
 NOT YET RUN ON A GPU: written on a CPU-only machine, where only the ``--cpu --smoke`` path ran
 (``tests/test_gpu_check.py``, a slow test). The figures it reports are its own measurements on whatever machine runs it.
 
-The epoch: MELD train minus 30 held-out dialogues (checkpoint selection), scored on MELD dev, text + 3 context
+The epoch: MELD train minus the held-out dialogues of `quality.py` (checkpoint selection), scored on MELD dev, text + 3 context
 turns, batch 8, SmolLM2-135M with LoRA, bf16 where the GPU has it, selected exactly as
 ``benchmarks/quality.py meld`` does (its ``write_meld`` and ``base_config``), trained by the one trainer
 (``egmf.experiments.run``), valid scored once at the end (``train.num_evals: 1``). Every call of the
@@ -86,7 +86,7 @@ def epoch_config(work: Path, smoke: bool, max_steps: int) -> dict:
         cfg = base_config(path, 2, "tiny", "llm", smoke=True)
         cfg["data"]["datasets"] = [{"name": "meld", "path": str(path)}]
     else:
-        path = write_meld(SHARED / "meld", work / "data" / "meld", held_out_dialogues=30)
+        path = write_meld(SHARED / "meld", work / "data" / "meld")
         cfg = base_config(path, max_steps, "smollm2-135m", "llm", smoke=False)
     cfg["name"], cfg["output_dir"] = f"gpu_check_{time.strftime('%Y%m%d_%H%M%S')}", str(work / "runs")
     # One epoch (or max_steps), valid scored once at its end.

@@ -39,7 +39,7 @@ def main() -> None:
     layers_from = 1 if args.smoke else args.layers_from  # the tiny LLM has 2 layers
     tag = f"lora_placement{'_smoke' if args.smoke else ''}"
     section = Section(tag, "LoRA placement: every layer against the upper layers only (MELD, equal steps)")
-    path = write_meld(args.meld, args.work / "data" / "meld", held_out_dialogues=30)
+    path = write_meld(args.meld, args.work / "data" / "meld")
     base = base_config(path, steps, backend, "auto", args.smoke)
     models = {
         "lora_all_layers": ["model.name=egmf", "model.lora.layers_from=0"],

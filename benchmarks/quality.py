@@ -5,8 +5,10 @@
     .venv/bin/python benchmarks/quality.py meld --smoke        (tiny LLM, a few samples: checks the script)
 
 meld: the official MELD train and dev CSVs in ``../shared/data/meld`` (no test CSV there). Models train on
-MELD train minus 30 held-out train dialogues, select their checkpoint on those held-out dialogues (never on
-dev), and are scored once on dev (1,109 utterances). Text + dialogue context only (no audio/video here):
+MELD train minus held-out train dialogues, select their checkpoint on those held-out dialogues (never on
+dev), and are scored once on dev (1,109 utterances). The held-out dialogues: as many whole train dialogues as
+dev has (114), the seeded draw whose label distribution is closest to dev's (``meld_heldout``; its label
+distribution against dev's is in ``results/heldout_meld.md``, written by ``benchmarks/baseline_rates.py``). Text + dialogue context only (no audio/video here):
 the LLM models read the utterance in the prompt and EGMF's fusion reads the LLM's input embeddings of it
 (``text_source=llm``); late_fusion and mult have no LLM and read a MiniLM sentence vector
 (``text_source=sentence``). A budget of ``--steps`` optimiser steps at batch 8 for every model.
@@ -42,24 +44,43 @@ DESCRIPTIONS = {
 }
 
 
-MELD_SETUP = ("MELD train minus 30 held-out train dialogues (checkpoint selection), scored once on MELD dev; "
+MELD_SETUP = ("MELD train minus held-out train dialogues (checkpoint selection: as many whole dialogues as dev has, "
+              "label distribution drawn close to dev's, see `heldout_meld.md`), scored once on MELD dev; "
               "text + up to 3 context turns; no audio/video features")
 
 
-def write_meld(src: Path, out: Path, held_out_dialogues: int, seed: int = 0) -> Path:
-    """MELD train/dev as a custom-format folder: train minus held-out dialogues, valid = those, test = dev."""
+def meld_heldout(train, dev, n_dialogues: int | None = None, seed: int = 0):
+    """The held-out selection dialogues of MELD train: ``egmf.data.heldout.draw_dialogues`` over whole train
+    dialogues, as many as dev has (``n_dialogues`` None), label distribution closest to dev's (only dev's label
+    counts are read, never a prediction on dev). Returns the ``DrawnDialogues``."""
+    from egmf.data.heldout import draw_dialogues, label_distribution
+
+    by_dialogue: dict[str, list[str]] = {}
+    for s in train:
+        by_dialogue.setdefault(dialogue_of(s), []).append(str(s.label))
+    n = n_dialogues or len({dialogue_of(s) for s in dev})
+    return draw_dialogues(by_dialogue, n, label_distribution([str(s.label) for s in dev]), seed=seed)
+
+
+def dialogue_of(sample) -> str:
+    """``train/dia12_utt3`` -> ``dia12``: the dialogue of a MELD loader sample."""
+    return sample.id.split("/")[1].split("_")[0]
+
+
+def write_meld(src: Path, out: Path, n_dialogues: int | None = None, seed: int = 0) -> Path:
+    """MELD train/dev as a custom-format folder: train minus the held-out dialogues (:func:`meld_heldout`),
+    valid = those, test = dev."""
     from egmf.data.registry import load_dataset
     from egmf.data.schema import MELD_EMOTIONS
 
     data = load_dataset("meld", src, splits=("train", "valid"), features=None)
-    train = data.splits["train"]
-    dialogues = sorted({s.id.split("/")[1].split("_")[0] for s in train})
-    held = set(np.random.default_rng(seed).choice(dialogues, size=held_out_dialogues, replace=False).tolist())
+    train, dev = data.splits["train"], data.splits["valid"]
+    held = set(meld_heldout(train, dev, n_dialogues, seed).dialogues)
     out.mkdir(parents=True, exist_ok=True)
     with (out / "data.csv").open("w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)
         w.writerow(["id", "text", "label", "split", "speaker", "dialogue"])
-        for s in train + data.splits["valid"]:
+        for s in train + dev:
             split_name, utt = s.id.split("/")
             dia = utt.split("_")[0]
             split = "test" if split_name == "valid" else ("valid" if dia in held else "train")
@@ -102,7 +123,7 @@ def base_config(path: Path, steps: int, backend: str, text_source: str, smoke: b
             "baseline": {"hidden": 128, "layers": 2},
         },
         "train": {"epochs": 100, "max_steps": steps, "batch_size": 8, "eval_every": max(1, steps // 3),
-                  "patience": 0, "save_every": 50, "lr_lora": 2e-4, "lr_fusion": 1e-3, "log_every": 10},
+                  "patience": 0, "save_every": 50, "log_every": 10},  # rates: each model's own defaults
         "eval": {"batch_size": 16, "plots": False},
     }
     if smoke:
@@ -128,7 +149,7 @@ def main() -> None:
     tag = f"{args.dataset}{'_smoke' if args.smoke else ''}"
     section = Section(f"quality_{tag}", f"Quality on real data: {args.dataset.upper()}")
     if args.dataset == "meld":
-        path = write_meld(args.meld, args.work / "data" / "meld", held_out_dialogues=30)
+        path = write_meld(args.meld, args.work / "data" / "meld")
         text_source = "llm"
         note = MELD_SETUP
     else:

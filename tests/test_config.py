@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from egmf.config import RunConfig, load_config, save_config
+from egmf.config import RunConfig, config_from_dict, load_config, save_config
 from egmf.errors import ConfigError
 from egmf.typed_config import read_yaml, to_dict
 
@@ -75,7 +75,7 @@ def test_bad_keys_and_values_are_refused_with_the_choices(override, message):
 def test_error_names_the_config_file(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("data:\n  datasets: [{name: meld, path: x}]\ntrain:\n  lr_lora: -1\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"bad\.yaml: .*positive learning rates"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml: train.lr_lora: expected a positive learning rate"):
         load_config(path)
 
 
@@ -95,3 +95,24 @@ def test_model_decoding_is_gone_and_an_old_saved_config_still_loads(caplog):
     assert old["model"]["decoding"] == "constrained"  # the caller's dict is left as it was
     with pytest.raises(ConfigError, match="model.bogus: unknown key"):
         config_from_dict({**old, "model": {**old["model"], "bogus": 1}})
+
+
+@pytest.mark.parametrize("model", ["egmf", "late_fusion", "mult"])
+def test_unset_rates_take_the_model_defaults_and_set_ones_stay(model):
+    from egmf.model.registry import train_defaults
+
+    cfg = load_config(None, BASE + [f"model.name={model}"])
+    defaults = train_defaults(model)
+    assert (cfg.train.lr_lora, cfg.train.lr_fusion, cfg.train.weight_decay, cfg.train.warmup_ratio) == (
+        defaults.lr_lora, defaults.lr_fusion, defaults.weight_decay, defaults.warmup_ratio)
+    cfg = load_config(None, BASE + [f"model.name={model}", "train.lr_fusion=0.123", "train.weight_decay=0"])
+    assert cfg.train.lr_fusion == 0.123 and cfg.train.weight_decay == 0.0
+    assert cfg.train.warmup_ratio == defaults.warmup_ratio
+    # The saved config holds the resolved values: reloading it under another model keeps them.
+    again = config_from_dict(to_dict(cfg))
+    assert again.train == cfg.train
+
+
+def test_an_unknown_model_is_refused_when_the_config_loads():
+    with pytest.raises(ConfigError, match="model.name: unknown model 'bert'; valid choices: egmf"):
+        load_config(None, BASE + ["model.name=bert"])

@@ -7,6 +7,7 @@ resolved config is saved beside the results (``config.yaml``), so a run folder r
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,10 +62,26 @@ class TrainConfig:
     time_limit_minutes: float = field(default=0.0, metadata={"help": "stop training after this long (0 = no limit)"})
     batch_size: int = field(default=8, metadata={"help": "samples per device per micro-batch"})
     grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimiser step"})
-    lr_lora: float = field(default=2e-4, metadata={"help": "learning rate of the LoRA weights"})
-    lr_fusion: float = field(default=1e-3, metadata={"help": "learning rate of the fusion (encoders, experts, gates, projector)"})
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
-    warmup_ratio: float = field(default=0.06, metadata={"help": "fraction of the steps spent warming up, then cosine decay"})
+    # The four optimisation fields below default to null = the model's own default (its registry entry's
+    # TrainDefaults, filled in by RunConfig): a baseline without an LLM wants other rates than EGMF.
+    lr_lora: float | None = field(
+        default=None, metadata={"help": "learning rate of the LoRA weights (null = the model's default; egmf 2e-4)"}
+    )
+    lr_fusion: float | None = field(
+        default=None,
+        metadata={"help": "learning rate of everything else: the fusion (encoders, experts, gates, projector) or a "
+                          "baseline's whole network (null = the model's default; egmf 1e-3)"},
+    )
+    weight_decay: float | None = field(
+        default=None,
+        metadata={"help": "AdamW weight decay of weight matrices and kernels; norms, biases, embeddings, queries and "
+                          "gate logits never decay (null = the model's default; egmf 0.01)"},
+    )
+    warmup_ratio: float | None = field(
+        default=None,
+        metadata={"help": "fraction of the steps spent warming up, then cosine decay (null = the model's default; "
+                          "egmf 0.06)"},
+    )
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping (0 = off)"})
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = field(
         default="auto", metadata={"help": "auto = bf16 where the device supports it"}
@@ -104,10 +121,21 @@ class TrainConfig:
         for name in ("max_steps", "eval_every", "num_evals", "patience", "threads"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name}: expected an integer >= 0, got {getattr(self, name)}")
-        if not 0 <= self.warmup_ratio < 1:
+        if self.warmup_ratio is not None and not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"train.warmup_ratio: expected a value in [0, 1), got {self.warmup_ratio}")
-        if self.lr_lora <= 0 or self.lr_fusion <= 0:
-            raise ConfigError("train.lr_lora / train.lr_fusion: expected positive learning rates")
+        if self.weight_decay is not None and not self.weight_decay >= 0:
+            raise ConfigError(f"train.weight_decay: expected a value >= 0, got {self.weight_decay}")
+        for name in ("lr_lora", "lr_fusion"):
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
+                raise ConfigError(f"train.{name}: expected a positive learning rate, got {getattr(self, name)}")
+
+    def with_model_defaults(self, model_name: str) -> "TrainConfig":
+        """This config with every optimisation field left null set to model ``model_name``'s default
+        (:func:`egmf.model.registry.train_defaults`); the fields a config set stay as they are."""
+        from egmf.model.registry import train_defaults
+
+        unset = {k: v for k, v in train_defaults(model_name).as_dict().items() if getattr(self, k) is None}
+        return dataclasses.replace(self, **unset) if unset else self
 
 
 @dataclass
@@ -137,6 +165,8 @@ class RunConfig:
     def __post_init__(self):
         if not self.data.datasets:
             raise ConfigError("data.datasets: expected at least one dataset entry {name, path}")
+        # Resolved here, where the model is known, so the saved config.yaml holds the rates the run used.
+        self.train = self.train.with_model_defaults(self.model.name)
 
     @property
     def run_dir(self) -> Path:

@@ -34,3 +34,32 @@ def test_build_model_calls_the_registered_builder_and_a_second_builder_is_refuse
     assert build_model(cfg, {"d": 1}, {"d": {"audio": 3}}) == ("built", "mine", {"d": 1}, {"d": {"audio": 3}})
     with pytest.raises(ValueError, match="model 'mine' is already registered"):
         register_model("mine", lambda *a: None)
+
+
+def test_train_defaults_are_per_model_and_name_only_train_fields():
+    import dataclasses
+
+    from egmf.config import TrainConfig
+    from egmf.model.registry import TrainDefaults, train_defaults
+
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert set(TrainDefaults().as_dict()) <= train_fields  # one mechanism: the same names as train's fields
+    assert train_defaults("egmf") == TrainDefaults()
+    assert train_defaults("llm_text") == train_defaults("egmf")
+    from egmf.model.baselines import LATE_FUSION_TRAIN, MULT_TRAIN
+
+    # The non-LLM baselines register rates of their own (measured: benchmarks/baseline_rates.py).
+    assert train_defaults("late_fusion") == TrainDefaults(**LATE_FUSION_TRAIN)
+    assert train_defaults("mult") == TrainDefaults(**MULT_TRAIN)
+    with pytest.raises(ConfigError, match="model.name: unknown model 'bert'"):
+        train_defaults("bert")
+
+
+@pytest.mark.parametrize("kw,message", [({"lr_fusion": 0.0}, "positive learning rates"),
+                                        ({"weight_decay": -1.0}, "weight_decay: expected a finite number >= 0"),
+                                        ({"warmup_ratio": 1.0}, "warmup_ratio < 1")])
+def test_bad_train_defaults_are_refused(kw, message):
+    from egmf.model.registry import TrainDefaults
+
+    with pytest.raises(ConfigError, match=message):
+        TrainDefaults(**kw)

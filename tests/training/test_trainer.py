@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 
 from egmf.config import config_from_dict
 from egmf.training import checkpoint as ckpt
@@ -56,3 +57,32 @@ def test_resume_from_a_checkpoint_without_accelerate_state_says_why_it_starts_ov
     out = capsys.readouterr().out
     assert "holds no accelerate_state/ (written by an older egmf)" in out and "training from step 0" in out
 
+
+
+def _valid_log(run_dir) -> list[dict]:
+    """Every evaluation of the run, from the trainer state in ``last``: step, selection value, valid metrics."""
+    import json
+
+    return json.loads((run_dir / "seed_1111" / "checkpoints" / "last" / ckpt.STATE).read_text())["history"]
+
+
+def test_early_stopping_counts_evaluations_of_a_num_evals_plan(tiny_data, tmp_path):
+    # 20 steps, 5 evaluations planned (4, 8, 12, 16, 20); nothing improves after the first: patience 2 stops
+    # training right after the third evaluation, and the first one's weights are the result.
+    result = run(make_config(tiny_data, tmp_path, epochs=50, max_steps=20, num_evals=5, patience=2,
+                             lr_fusion=1e-12, warmup_ratio=0.0))
+    assert [e["step"] for e in _valid_log(tmp_path / "t")] == [4, 8, 12]
+    assert result.seeds[1111].steps == 12 and result.seeds[1111].training["best_step"] == 4
+
+
+@pytest.mark.parametrize("main_metric,key", [("", "weighted_f1"), ("macro_f1", "macro_f1")])
+def test_the_best_checkpoint_is_the_best_valid_main_metric(tiny_data, tmp_path, main_metric, key):
+    cfg = run_config_dict(tiny_data, tmp_path, epochs=50, max_steps=24, num_evals=6, patience=0)
+    cfg["data"]["datasets"] = cfg["data"]["datasets"][:1]  # MELD only: one main metric, no mean over datasets
+    cfg["eval"]["main_metric"] = main_metric
+    result = run(config_from_dict(cfg))
+    log = _valid_log(tmp_path / "t")
+    assert [e["valid_selection"] for e in log] == [e["valid"]["meld"][key] for e in log]
+    best = max(log, key=lambda e: e["valid_selection"])  # the first of equal values wins: improvement is strict
+    assert result.seeds[1111].training["best_step"] == best["step"]
+    assert result.seeds[1111].valid["meld"][key] == pytest.approx(best["valid_selection"])

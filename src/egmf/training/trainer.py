@@ -1,8 +1,8 @@
 """The one training loop, for every model and dataset, on Hugging Face Accelerate.
 
-``fit`` trains one seed into ``seed_dir``: AdamW with separate learning rates for LoRA and fusion, warmup then
-cosine decay, gradient accumulation, clipping, bf16 where the device has it, early stopping on the *valid*
-split's main metric (never test), and a resumable ``last`` checkpoint every ``save_every`` steps. The
+``fit`` trains one seed into ``seed_dir``: AdamW with separate learning rates for LoRA and fusion and weight
+decay on weight matrices only (``optim.py``), warmup then cosine decay, gradient accumulation, clipping, bf16
+where the device has it, early stopping on the *valid* split's main metric (never test), and a resumable ``last`` checkpoint every ``save_every`` steps. The
 best checkpoint is reloaded at the end for the final valid/test evaluation. The same code runs on one CPU,
 ``accelerate launch --cpu --num_processes 2`` (gloo), or many GPUs.
 
@@ -37,6 +37,7 @@ from egmf.model.standardize import fit_input_statistics
 from egmf.progress import progress
 from egmf.training import checkpoint as ckpt
 from egmf.training.data import SampleList, TrainingData, feature_statistics
+from egmf.training.optim import build_optimizer
 from egmf.training.sampler import EpochShuffle, LengthBucketSampler, ProcessShares
 from egmf.training.schedule import evaluation_steps
 from egmf.training.step import train_step
@@ -131,16 +132,6 @@ def fit(cfg: RunConfig, data: TrainingData, seed_dir: Path, resume: bool = False
     return training.raw, summary
 
 
-def build_optimizer(model, tc) -> torch.optim.Optimizer:
-    """AdamW over the model's parameter groups: LoRA at ``lr_lora``, everything else at ``lr_fusion``."""
-    groups = [
-        {"params": ps, "lr": tc.lr_lora if name == "lora" else tc.lr_fusion, "name": name}
-        for name, ps in model.param_groups().items()
-        if ps
-    ]
-    return torch.optim.AdamW(groups, weight_decay=tc.weight_decay)
-
-
 class SeedTraining:
     """The prepared pieces of one seed's training and the loop over them (built by :func:`fit`)."""
 
@@ -189,8 +180,18 @@ class SeedTraining:
                 why = f"the checkpoint holds no {ckpt.ACCELERATE_STATE}/ (written by an older egmf)"
             accelerator.print(f"--resume: {why} at {self.last_dir}; training from step 0")
             return
+        try:
+            state = ckpt.load_resumable(self.last_dir, accelerator)
+        except ValueError as e:
+            if "parameter group" not in str(e):
+                raise
+            # torch refuses an optimizer state of another group layout before changing anything (e.g. one
+            # written before weights and norms were split into decay / no-decay groups).
+            accelerator.print(f"--resume: the checkpoint's optimizer state has other parameter groups than this "
+                              f"egmf builds ({e}) at {self.last_dir}; training from step 0")
+            return
         self.raw.load_trainable_state_dict(ckpt.load_weights(self.last_dir))
-        self.state = TrainerState(**ckpt.load_resumable(self.last_dir, accelerator))
+        self.state = TrainerState(**state)
         accelerator.print(f"resumed from {self.last_dir} at step {self.state.step} (epoch {self.state.epoch})")
 
     def _checkpoint(self) -> dict:
