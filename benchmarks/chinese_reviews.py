@@ -324,10 +324,10 @@ def main() -> None:
         write()
     if args.only in ("all", "llm"):
         what = {
-            "llm_text_gemma": (gemma, ["model.name=llm_text"], "LLM + LoRA on the prompt alone"),
+            "llm_text_gemma": (gemma, ["model.name=llm_text", "model.text_source=none"], "LLM + LoRA on the prompt alone"),
             "egmf_gemma": (gemma, [], "EGMF: experts + gates over the e5 sentence vector -> pseudo tokens -> LLM + LoRA"),
             "egmf_smollm2": (smol, [], "EGMF, as above, on the English LLM (for contrast)"),
-            "llm_text_smollm2": (smol, ["model.name=llm_text"], "LLM + LoRA on the prompt alone (English LLM)"),
+            "llm_text_smollm2": (smol, ["model.name=llm_text", "model.text_source=none"], "LLM + LoRA on the prompt alone (English LLM)"),
         }
         for name in [m for m in args.models.split(",") if m]:
             backend, overrides, desc = what[name]
