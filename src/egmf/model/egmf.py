@@ -37,7 +37,7 @@ from egmf.data.schema import DatasetInfo, Sample
 from egmf.errors import ConfigError, DataFormatError
 from egmf.model.base import FusionOutput, ModelOutput, Prediction
 from egmf.model.config import ModelConfig, text_feature_dim
-from egmf.model.llm.backends import load_llm
+from egmf.model.llm.backends import input_embedding_scale, load_llm
 from egmf.model.llm.decoding import (NumberConstraint, distinct_first_tokens, greedy_decode, parse_label, parse_score,
                                      score_options)
 from egmf.model.llm.lora import lora_parameters, wrap_with_lora
@@ -138,13 +138,16 @@ class EGMF(nn.Module):
         if cfg.use_fusion:
             from egmf.model.fusion import ExpertFusion
 
-            # Pseudo tokens start at the mean norm of the word embeddings: neither drowned nor dominating.
-            target_norm = float(emb.weight.detach().float().norm(dim=-1).mean())
+            # Pseudo tokens start at the mean norm of the word embeddings the LLM reads: neither drowned nor
+            # dominating. Gemma's embedding layer multiplies its rows by sqrt(hidden) (25x at 640), so the norm
+            # and the anchors are taken as the layer outputs them, not as its weight stores them.
+            scale = input_embedding_scale(emb)
+            target_norm = float(emb.weight.detach().float().norm(dim=-1).mean()) * scale
             dims = self.fusion_dims(feature_dims)
             anchors = None
             if cfg.pseudo_init == "anchored":
                 ids = anchor_rows(emb.weight, cfg.fusion.num_pseudo_tokens, getattr(tokenizer, "all_special_ids", ()))
-                anchors = emb.weight.detach()[ids].float()
+                anchors = emb.weight.detach()[ids].float() * scale
             self.fusion = ExpertFusion(cfg.fusion, dims, self.hidden_size, target_norm=target_norm, anchors=anchors,
                                        residual_scale=cfg.pseudo_residual_scale)
             # _embeds writes the fusion's tokens over the prompt's slots: the two counts must agree.
