@@ -102,3 +102,13 @@ def test_answers_are_the_same_with_and_without_the_shared_prefix(gemma_egmf, mak
         if a.probabilities:
             assert max(abs(a.probabilities[k] - b.probabilities[k]) for k in a.probabilities) < 1e-5
     assert [p.generated for p in shared_free] == [p.generated for p in whole_free]
+
+
+def test_prompts_longer_than_the_sliding_window_are_refused(tiny_config, infos, dims):
+    from egmf.errors import ConfigError
+
+    llm, tok = tiny_gemma3()
+    llm.config.sliding_window = 300
+    with pytest.raises(ConfigError, match=r"model.prompt.max_prompt_tokens: .*412 tokens.*sliding window of "
+                                          r"gemma3_text \(300 tokens\)"):
+        EGMF(tiny_config(), infos, dims, llm=llm, tokenizer=tok)  # 400 prompt tokens + 12 new ones

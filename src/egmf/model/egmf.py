@@ -89,6 +89,19 @@ def anchor_rows(weight: torch.Tensor, k: int, exclude=(), seed: int = 0) -> torc
     return ids[torch.randperm(len(ids), generator=g)[:k]]
 
 
+def check_sliding_window(config, tokens: int) -> None:
+    """Refuse prompts longer than a sliding-window layer's window (Gemma 3: 512 tokens). EGMF hands the LLM
+    4-D attention masks of its own (the slots' visibility bias, option scoring, segments), and such a mask is
+    used as it is by every layer: past the window, the sliding layers would see what they were never trained on."""
+    window = getattr(config, "sliding_window", None)
+    if window and "sliding_attention" in (getattr(config, "layer_types", None) or ()) and tokens > window:
+        raise ConfigError(
+            f"model.prompt.max_prompt_tokens: prompt plus answer ({tokens} tokens with model.max_new_tokens) exceeds "
+            f"the sliding window of {config.model_type} ({window} tokens); expected max_prompt_tokens <= "
+            f"{window} - max_new_tokens"
+        )
+
+
 def class_weights(counts: dict[str, int], labels: tuple[str, ...], mode: str) -> dict[str, float]:
     """Per-label loss weights from train label counts: ``balanced`` ~ 1/n, ``sqrt`` ~ 1/sqrt(n), ``none`` 1;
     scaled so the count-weighted mean is 1 (the loss keeps its scale). A label absent from train counts as 1."""
@@ -127,6 +140,7 @@ class EGMF(nn.Module):
         if llm is None:
             llm, tokenizer = load_llm(cfg.llm)
         self.tokenizer = tokenizer
+        check_sliding_window(llm.config, cfg.prompt.max_prompt_tokens + cfg.max_new_tokens)
         emb = llm.get_input_embeddings()
         self.hidden_size = emb.embedding_dim
         self.num_pseudo = cfg.num_pseudo_tokens  # K: the one definition (0 without fusion)

@@ -136,3 +136,27 @@ def test_input_embedding_scale_reads_gemmas_scaled_embeddings():
     model, _ = build_tiny_llm(32, 1)
     assert backends.input_embedding_scale(model.get_input_embeddings()) == 1.0
     assert backends.input_embedding_scale(Gemma3TextScaledWordEmbedding(10, 16, 0, embed_scale=4.0)) == 4.0
+
+
+def test_gemma3_tokenizer_without_a_template_gets_gemmas_own(monkeypatch, tmp_path):
+    folder = tmp_path / "cache"
+    model, tok = build_tiny_llm(32, 1)
+    tok.chat_template = None  # as the GGUF's tokenizer: no template
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    (folder / "egmf-cache.json").write_text("{}")
+    _, loaded = load_llm(LLMConfig(backend="gemma3-270m", cache_dir=str(folder)))
+    assert loaded.chat_template == backends.GEMMA3_CHAT_TEMPLATE
+
+
+def test_gemmas_template_opens_the_user_turn_with_the_system_text():
+    from egmf.model.llm.prompts import template_keeps_system
+
+    tok = build_byte_tokenizer()
+    tok.chat_template = backends.GEMMA3_CHAT_TEMPLATE
+    messages = [{"role": "system", "content": "你是助手。"}, {"role": "user", "content": " 这句话是什么情绪？\n"}]
+    text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert text == "<|endoftext|><start_of_turn>user\n你是助手。\n\n这句话是什么情绪？<end_of_turn>\n<start_of_turn>model\n"
+    assert template_keeps_system(tok)  # folded in, not lost: the prompt encoder passes it as a system message
+    with pytest.raises(Exception, match="roles must alternate"):
+        tok.apply_chat_template([{"role": "assistant", "content": "x"}], tokenize=False)

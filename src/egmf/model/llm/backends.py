@@ -45,6 +45,24 @@ CHATML_TEMPLATE = (
     "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 
+# Gemma 3's chat template (text turns only), as the google/gemma-3 tokenizers carry it: there is no system turn,
+# a system message opens the first user turn instead; the assistant is called "model". The GGUF holds no
+# template, so the gemma3-270m tokenizer gets this one.
+GEMMA3_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- if messages[0]['role'] == 'system' -%}"
+    "{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}{%- set loop_messages = messages[1:] -%}"
+    "{%- else -%}{%- set first_user_prefix = '' -%}{%- set loop_messages = messages -%}{%- endif -%}"
+    "{%- for message in loop_messages -%}"
+    "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{%- endif -%}"
+    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}"
+    "{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '') }}"
+    "{{ message['content'] | trim }}{{ '<end_of_turn>\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
+)
+
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("EGMF_CACHE") or Path.home() / ".cache" / "egmf")
@@ -172,12 +190,13 @@ class EmbeddedLLM:
 
     cache_name: str
     gguf: Callable[[Path], Path]
+    chat_template: str | None = None  # used when the GGUF's tokenizer has none
 
 
 # The lambdas look the locators up at call time, so a test can replace one with monkeypatch.
 EMBEDDED: dict[str, EmbeddedLLM] = {
     "smollm2-135m": EmbeddedLLM(SMOLLM2_CACHE_NAME, lambda scratch: smollm2_gguf_path()),
-    "gemma3-270m": EmbeddedLLM(GEMMA3_CACHE_NAME, lambda scratch: gemma3_gguf_path(scratch)),
+    "gemma3-270m": EmbeddedLLM(GEMMA3_CACHE_NAME, lambda scratch: gemma3_gguf_path(scratch), GEMMA3_CHAT_TEMPLATE),
 }
 
 
@@ -203,6 +222,8 @@ def _load_embedded(cfg: LLMConfig, dtype: torch.dtype):
         write_embedded_cache(folder, cfg.backend)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, local_files_only=True)
     tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    if not getattr(tok, "chat_template", None):
+        tok.chat_template = EMBEDDED[cfg.backend].chat_template
     return model, tok
 
 
