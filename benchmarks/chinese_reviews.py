@@ -333,41 +333,49 @@ def main() -> None:
             rows += anchors(reviews, subset)
             write_json_atomic(cached, rows)
         write()
-    base = base_config(reviews, args.steps, gemma, limits, args.smoke)
-    transfer_fits = args.only in ("all", "transfer") and in_budget(f"transfer (EGMF on {gemma} both ways)", 20)
-    if transfer_fits:
-        xl_rows, folder, _ = transfer(meld, reviews, base, runs, seeds)
-        transfer_rows[:] = xl_rows
-        from egmf.config import config_from_dict
-        from egmf.experiments.ablation import run_or_reuse
-        from egmf.typed_config import apply_overrides
+    from egmf.config import config_from_dict
+    from egmf.experiments.ablation import run_or_reuse
+    from egmf.typed_config import apply_overrides
 
-        own = config_from_dict(apply_overrides(copy.deepcopy(base), [f"output_dir={runs / 'transfer'}",
-                                                                     f"name=transfer_train_{REVIEWS}"]))
-        result, _ = run_or_reuse(own, seeds)  # finished inside the transfer: read back
-        rows.append(llm_row(f"egmf / {gemma}", "EGMF: experts + gates over the e5 sentence vector -> pseudo tokens "
-                            "-> LLM + LoRA (the transfer's reviews model)", result, REVIEWS))
-        transfer_lines = (folder / "transfer.md").read_text(encoding="utf-8").splitlines()[2:]
-        write()
-    if args.only in ("all", "llm"):
-        what = {
-            "llm_text_gemma": (gemma, ["model.name=llm_text", "model.text_source=none"], "LLM + LoRA on the prompt alone"),
-            "egmf_gemma": (gemma, [], "EGMF: experts + gates over the e5 sentence vector -> pseudo tokens -> LLM + LoRA"),
-            "egmf_smollm2": (smol, [], "EGMF, as above, on the English LLM (for contrast)"),
-            "llm_text_smollm2": (smol, ["model.name=llm_text", "model.text_source=none"], "LLM + LoRA on the prompt alone (English LLM)"),
-        }
-        wanted = [m for m in args.models.split(",") if m]
-        if not transfer_fits and args.only == "all":
-            wanted.insert(0, "egmf_gemma")  # the transfer did not train it: the in-language row first
-        for name in wanted:
+    base = base_config(reviews, args.steps, gemma, limits, args.smoke)
+    what = {
+        "llm_text_gemma": (gemma, ["model.name=llm_text", "model.text_source=none"], "LLM + LoRA on the prompt alone"),
+        "egmf_smollm2": (smol, [], "EGMF, as above, on the English LLM (for contrast)"),
+        "llm_text_smollm2": (smol, ["model.name=llm_text", "model.text_source=none"],
+                             "LLM + LoRA on the prompt alone (English LLM)"),
+    }
+    wanted = [m for m in args.models.split(",") if m] if args.only in ("all", "llm") else []
+    # Priority order (a short budget keeps the first): EGMF on the multilingual LLM, its text-only twin, the
+    # transfer, then the English LLM for contrast.
+    plan = [("egmf_gemma", 8)] * (args.only in ("all", "llm", "transfer")) + \
+           [(m, 8 if what[m][0] == gemma else 5) for m in wanted if m == "llm_text_gemma"] + \
+           [("transfer", 13)] * (args.only in ("all", "transfer")) + \
+           [(m, 8 if what[m][0] == gemma else 5) for m in wanted if m != "llm_text_gemma"]
+    for name, minutes in plan:
+        if name == "egmf_gemma":
+            # Trained in the transfer's folder with the transfer's config, so the transfer reuses this model.
+            if not in_budget(f"egmf / {gemma}", minutes):
+                continue
+            own = config_from_dict(apply_overrides(copy.deepcopy(base), [f"output_dir={runs / 'transfer'}",
+                                                                         f"name=transfer_train_{REVIEWS}"]))
+            result, _ = run_or_reuse(own, seeds)
+            rows.append(llm_row(f"egmf / {gemma}", "EGMF: experts + gates over the e5 sentence vector -> pseudo "
+                                "tokens -> LLM + LoRA (also the transfer's reviews model)", result, REVIEWS))
+        elif name == "transfer":
+            if not in_budget(f"transfer (EGMF on {gemma}, MELD sentiment <-> reviews)", minutes):
+                continue
+            xl_rows, folder, _ = transfer(meld, reviews, base, runs, seeds)
+            transfer_rows[:] = xl_rows
+            transfer_lines = (folder / "transfer.md").read_text(encoding="utf-8").splitlines()[2:]
+        else:
             backend, overrides, desc = what[name]
             label = f"{name.rsplit('_', 1)[0]} / {backend}"
-            if not in_budget(label, 8 if backend == gemma else 5):
+            if not in_budget(label, minutes):
                 continue
             llm_base = base_config(reviews, args.steps, backend, limits, args.smoke)
             trained = train_models(llm_base, {name: overrides}, runs, seeds)[name]
             rows.append(llm_row(label, desc, trained.result, REVIEWS))
-            write()
+        write()
     write()
 
 
