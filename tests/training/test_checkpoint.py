@@ -217,7 +217,7 @@ def test_a_checkpoint_saved_before_sentence_encoder_keeps_minilm(tmp_path, saved
     from egmf.typed_config import to_dict
 
     model_cfg = {"name": "late_fusion", "baseline": {"hidden": 8, "layers": 1}, **saved}
-    cfg = to_dict(config_from_dict({"data": {"datasets": [{"name": "d", "path": "x"}]}, "model": model_cfg}))
+    cfg = to_dict(config_from_dict({"data": {"datasets": [{"name": "custom", "path": "x"}]}, "model": model_cfg}))
     if not saved:
         del cfg["model"]["sentence_encoder"]
     dims = {"d": {"text": 0, "audio": 2, "vision": 0}}
