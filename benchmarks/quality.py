@@ -29,7 +29,6 @@ import csv
 import sys
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -67,13 +66,14 @@ def dialogue_of(sample) -> str:
     return sample.id.split("/")[1].split("_")[0]
 
 
-def write_meld(src: Path, out: Path, n_dialogues: int | None = None, seed: int = 0) -> Path:
+def write_meld(src: Path, out: Path, n_dialogues: int | None = None, seed: int = 0, label: str = "emotion",
+               name: str = "meld") -> Path:
     """MELD train/dev as a custom-format folder: train minus the held-out dialogues (:func:`meld_heldout`),
-    valid = those, test = dev."""
+    valid = those, test = dev; ``label="sentiment"`` writes the three sentiments instead of the seven emotions."""
     from egmf.data.registry import load_dataset
-    from egmf.data.schema import MELD_EMOTIONS
+    from egmf.data.schema import MELD_EMOTIONS, MELD_SENTIMENTS
 
-    data = load_dataset("meld", src, splits=("train", "valid"), features=None)
+    data = load_dataset("meld", src, splits=("train", "valid"), features=None, label=label)
     train, dev = data.splits["train"], data.splits["valid"]
     held = set(meld_heldout(train, dev, n_dialogues, seed).dialogues)
     out.mkdir(parents=True, exist_ok=True)
@@ -85,7 +85,8 @@ def write_meld(src: Path, out: Path, n_dialogues: int | None = None, seed: int =
             dia = utt.split("_")[0]
             split = "test" if split_name == "valid" else ("valid" if dia in held else "train")
             w.writerow([f"{split_name}_{utt}", s.text, s.label, split, s.speaker or "", f"{split_name}_{dia}"])
-    spec = {"name": "meld", "task": "erc", "lang": "en", "labels": list(MELD_EMOTIONS), "metric_family": "erc"}
+    words = MELD_SENTIMENTS if label == "sentiment" else MELD_EMOTIONS
+    spec = {"name": name, "task": "erc", "lang": "en", "labels": list(words), "metric_family": "erc"}
     (out / "dataset.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
     return out
 

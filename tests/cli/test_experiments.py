@@ -72,7 +72,7 @@ def test_transfer_writes_the_table_both_ways(setup):
     assert result.exit_code == 0, result.output
     out = root / "runs" / "smoke_transfer"
     assert (out / "transfer.csv").is_file()
-    assert re.search(r"\| meld -> cherma +\| cross-lingual +\| text \(8-d\), audio \(6-d\), vision \(5-d\) +\| +6 \|",
+    assert re.search(r"\| meld -> cherma +\| cross-lingual +\| text \(8-d\), audio \(6-d\), vision \(5-d\) +\| test +\| +6 +\|",
                      result.output)
     assert re.search(r"\| cherma -> meld +\| cross-lingual +\|", result.output)
 

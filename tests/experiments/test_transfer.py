@@ -11,7 +11,8 @@ import torch
 from egmf.config import DatasetEntry, config_from_dict
 from egmf.data.schema import CHERMA_EMOTIONS, MELD_EMOTIONS, MELD_SENTIMENTS, DatasetInfo, Sample
 from egmf.errors import ConfigError
-from egmf.experiments.transfer import adapt_samples, answer_mapper, label_map, rescale, run_transfer
+from egmf.experiments.transfer import (adapt_samples, answer_mapper, label_map, rescale, run_transfer,
+                                       scorable_labels)
 
 MELD = DatasetInfo("meld", "erc", "en", labels=MELD_EMOTIONS, metric_family="erc")
 CHERMA = DatasetInfo("cherma", "erc", "zh", labels=CHERMA_EMOTIONS, metric_family="erc")
@@ -47,10 +48,34 @@ def test_same_label_words_map_to_themselves():
     assert label_map(MELD, other) == {w: w for w in MELD_EMOTIONS}
 
 
-def test_meld_sentiment_labels_have_no_mapping():
+def test_meld_sentiment_labels_have_no_mapping_to_emotions():
     sentiments = DatasetInfo("meld", "erc", "en", labels=MELD_SENTIMENTS, metric_family="erc")
     with pytest.raises(ConfigError, match=r"no label mapping from meld \(neutral, positive, negative\) to cherma"):
         label_map(sentiments, CHERMA)
+
+
+SENTIMENT = DatasetInfo("meld", "erc", "en", labels=MELD_SENTIMENTS, metric_family="erc")
+BINARY = DatasetInfo("reviews", "erc", "zh", labels=("positive", "negative"), metric_family="erc")
+
+
+def test_three_way_sentiment_maps_onto_binary_with_neutral_unmapped():
+    assert label_map(SENTIMENT, BINARY) == {"neutral": None, "positive": "positive", "negative": "negative"}
+    to_binary = answer_mapper(SENTIMENT, BINARY)
+    # neutral has no binary word: the answer stays 'neutral' and is scored as an error
+    assert [to_binary(w) for w in ("positive", "neutral", "negative")] == ["positive", "neutral", "negative"]
+    assert scorable_labels(SENTIMENT, BINARY) == ("positive", "negative")
+
+
+def test_binary_sentiment_reaches_only_the_shared_labels_of_three_way():
+    assert label_map(BINARY, SENTIMENT) == {"positive": "positive", "negative": "negative"}
+    assert scorable_labels(BINARY, SENTIMENT) == ("positive", "negative")  # MELD's neutral samples are left out
+    assert scorable_labels(MOSEI, SIMSV2) is None  # every score is scored
+
+
+def test_label_sets_sharing_one_word_are_refused():
+    other = DatasetInfo("x", "erc", "en", labels=("positive", "mixed"), metric_family="erc")
+    with pytest.raises(ConfigError, match="label sets of which one contains the other"):
+        label_map(SENTIMENT, other)
 
 
 @pytest.mark.parametrize("score, expected", [(3.0, 1.0), (-3.0, -1.0), (0.0, 0.0), (-1.5, -0.5), (1.2, 0.4), (4.0, 1.0)])
@@ -147,21 +172,29 @@ def erc_transfer(tmp_path_factory):
     return rows, out
 
 
-def test_transfer_table_has_both_directions_and_in_domain_rows(erc_transfer, md_cells):
+def test_transfer_table_has_both_directions_beside_the_target_language_model(erc_transfer, md_cells):
     rows, out = erc_transfer
     assert [(r["direction"], r["kind"]) for r in rows] == [
-        ("meld -> cherma", "cross-lingual"), ("meld -> meld", "in-domain"),
-        ("cherma -> meld", "cross-lingual"), ("cherma -> cherma", "in-domain"),
+        ("meld -> cherma", "cross-lingual"), ("cherma -> cherma", "in-language"),
+        ("cherma -> meld", "cross-lingual"), ("meld -> meld", "in-language"),
     ]
     assert rows[0]["modalities"] == "text (LLM embeddings), audio (6-d)"  # vision 5-d vs 7-d: dropped
-    assert rows[0]["n_test"] == 5
+    assert rows[0]["n_test"] == rows[1]["n_test"] == 5 and rows[0]["split"] == "test" and rows[0]["left_out"] == "-"
     table = md_cells((out / "transfer.md").read_text(encoding="utf-8"))
-    assert table[0][:4] == ["direction", "kind", "modalities fed", "n test"]
-    assert table[2][:4] == ["meld -> cherma", "cross-lingual", "text (LLM embeddings), audio (6-d)", "5"]
-    assert table[2][4:] == [f"{rows[0]['summary'][k]['mean'] * 100:.2f} ± 0.00" for k in ("accuracy", "weighted_f1",
-                                                                                       "macro_f1")]
+    assert table[0] == ["direction", "kind", "modalities fed", "split", "n", "left out", "Acc", "w-F1", "macro-F1",
+                        "outside labels"]
+    assert table[2][:6] == ["meld -> cherma", "cross-lingual", "text (LLM embeddings), audio (6-d)", "test", "5", "-"]
+    assert table[2][6:] == [f"{rows[0]['summary'][k]['mean'] * 100:.2f} ± 0.00" for k in ("accuracy", "weighted_f1",
+                                                                                       "macro_f1", "outside_labels")]
+    assert table[2][9] == "0.00 ± 0.00"  # a bijection: every answer is a CHERMA word
     table = list(csv.DictReader((out / "transfer.csv").open(encoding="utf-8")))
     assert [r["direction"] for r in table] == [r["direction"] for r in rows]
+
+
+def test_the_in_language_row_is_the_target_models_own_test_score(erc_transfer):
+    rows, out = erc_transfer
+    own = json.loads((out / "transfer_train_cherma" / "seed_1111" / "metrics.json").read_text(encoding="utf-8"))
+    assert rows[1]["summary"]["accuracy"]["mean"] == pytest.approx(own["test"]["cherma"]["accuracy"])
 
 
 def test_cross_lingual_answers_are_mapped_into_the_targets_labels(erc_transfer):
@@ -219,3 +252,64 @@ def test_transfer_refuses_a_config_with_two_datasets_or_the_same_dataset(tmp_pat
     one = config_from_dict(_config("meld", tmp_path, tmp_path, {"name": "late_fusion"}))
     with pytest.raises(ConfigError, match="source and target are both 'meld'"):
         run_transfer(one, DatasetEntry("meld", str(tmp_path)))
+
+
+def _binary_reviews(folder, n: int = 24):
+    """A Chinese positive/negative custom dataset: the cue word carries the label."""
+    import yaml
+
+    folder.mkdir(parents=True)
+    words = {"positive": "很好，非常喜欢", "negative": "很差，非常失望"}
+    lines = ["id,text,label,split"]
+    for i in range(n):
+        label = ("positive", "negative")[i % 2]
+        split = "train" if i < n // 2 else ("valid" if i < 3 * n // 4 else "test")
+        lines.append(f"r{i},第{i}本书{words[label]},{label},{split}")
+    (folder / "data.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    spec = {"name": "reviews", "task": "erc", "lang": "zh", "labels": ["positive", "negative"], "metric_family": "erc"}
+    (folder / "dataset.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    return folder
+
+
+def test_three_way_sentiment_to_binary_and_back(tmp_path):
+    """MELD sentiment (3-way) -> binary reviews and back: neutral answers are errors, neutral samples left out."""
+    from collections import Counter
+
+    from egmf.data.synth import write_synthetic
+    from egmf.evaluation.metrics import erc_metrics
+
+    meld = write_synthetic("meld", tmp_path / "meld", size="tiny", seed=6, dims={"text": 8, "audio": 6, "vision": 5})
+    reviews = _binary_reviews(tmp_path / "reviews")
+    data = _config("meld", meld, tmp_path / "runs", TINY_EGMF)
+    data["data"]["datasets"][0]["options"] = {"label": "sentiment"}
+    data["data"]["limit"] = {"train": 8, "valid": 4, "test": 12}
+    rows, out = run_transfer(config_from_dict(data), DatasetEntry("custom", str(reviews)), reverse=True,
+                             log=lambda _: None)
+    assert [(r["direction"], r["kind"]) for r in rows] == [
+        ("meld -> reviews", "cross-lingual"), ("reviews -> reviews", "in-language"),
+        ("reviews -> meld", "cross-lingual"), ("meld -> meld", "in-language"),
+    ]
+    # Forward: every review is scored; a 'neutral' answer is kept as said and scored as an error.
+    preds = [json.loads(x) for x in (out / "transfer_meld_to_reviews" / "seed_1111" / "predictions_test.jsonl")
+             .read_text(encoding="utf-8").splitlines()]
+    assert rows[0]["n_test"] == len(preds) == 6 and rows[0]["left_out"] == "-"
+    assert {p["prediction"] for p in preds} <= set(MELD_SENTIMENTS)
+    truth = {f"r{i}": ("positive", "negative")[i % 2] for i in range(24)}
+    answers, truths = [p["prediction"] for p in preds], [truth[p["id"]] for p in preds]
+    expected = erc_metrics(answers, truths, ["positive", "negative", "neutral"])
+    assert rows[0]["summary"]["accuracy"]["mean"] == pytest.approx(sum(a == t for a, t in zip(answers, truths)) / 6)
+    assert rows[0]["summary"]["weighted_f1"]["mean"] == pytest.approx(expected["weighted_f1"])
+    assert rows[0]["summary"]["outside_labels"]["mean"] == pytest.approx(answers.count("neutral") / 6)
+    # Reverse: MELD's neutral test utterances are left out, the rest scored; the MELD model on the same ones.
+    from egmf.config import DataConfig
+    from egmf.training.data import load_training_data
+
+    meld_test = load_training_data(DataConfig([DatasetEntry("meld", str(meld), {"label": "sentiment"})],
+                                              limit={"test": 12})).split("test")
+    counts = Counter(s.label for s in meld_test)
+    assert counts["neutral"] > 0 and rows[2]["left_out"] == f"neutral {counts['neutral']}"
+    assert rows[2]["n_test"] == rows[3]["n_test"] == len(meld_test) - counts["neutral"]
+    back = [json.loads(x) for x in (out / "transfer_reviews_to_meld" / "seed_1111" / "predictions_test.jsonl")
+            .read_text(encoding="utf-8").splitlines()]
+    assert {p["prediction"] for p in back} <= {"positive", "negative"}
+    assert rows[2]["summary"]["outside_labels"]["mean"] == 0.0  # the binary model never answers neutral

@@ -26,3 +26,15 @@ def test_text_feature_dim_is_one_rule_for_data_and_fusion(text_source, data_view
     data_dim = {"dataset": 48, "sentence": 384}.get(text_source, 0)
     assert text_feature_dim(text_source, data_dim) == data_view  # what load_training_data records
     assert text_feature_dim(text_source, data_view, llm_hidden=32) == fusion_view  # what EGMF.fusion_dims feeds
+
+
+def test_sentence_encoder_choices_are_auto_and_the_encoders_of_the_features_layer():
+    import typing
+
+    from egmf.features.text import ENCODERS
+    from egmf.model.config import ModelConfig, SentenceEncoderChoice
+
+    assert typing.get_args(SentenceEncoderChoice) == ("auto", *ENCODERS)
+    assert ModelConfig().sentence_encoder == "auto"
+    with pytest.raises(ConfigError, match="model.sentence_encoder: invalid value 'labse'"):
+        ModelConfig(sentence_encoder="labse")

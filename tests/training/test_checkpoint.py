@@ -207,3 +207,21 @@ def test_a_folder_that_is_not_a_checkpoint_is_named_in_the_error(tmp_path):
     (tmp_path / ckpt.WEIGHTS).write_bytes(b"\x00\x01truncated")
     with pytest.raises(DataFormatError, match="trainable.safetensors: safetensors: expected a complete safetensors file"):
         ckpt.load_weights(tmp_path)
+
+
+@pytest.mark.parametrize("saved, expected", [({}, "minilm"), ({"sentence_encoder": "auto"}, "auto")])
+def test_a_checkpoint_saved_before_sentence_encoder_keeps_minilm(tmp_path, saved, expected):
+    """Models saved before ``model.sentence_encoder`` read MiniLM vectors in every language: keep feeding them so."""
+    from egmf.config import config_from_dict
+    from egmf.model.registry import build_model
+    from egmf.typed_config import to_dict
+
+    model_cfg = {"name": "late_fusion", "baseline": {"hidden": 8, "layers": 1}, **saved}
+    cfg = to_dict(config_from_dict({"data": {"datasets": [{"name": "custom", "path": "x"}]}, "model": model_cfg}))
+    if not saved:
+        del cfg["model"]["sentence_encoder"]
+    dims = {"d": {"text": 0, "audio": 2, "vision": 0}}
+    net = build_model(config_from_dict(cfg).model, INFOS, dims)
+    ckpt.save_checkpoint(tmp_path / "best", net.trainable_state_dict(), cfg, INFOS, dims)
+    _, loaded, _ = ckpt.load_model(tmp_path / "best")
+    assert loaded.model.sentence_encoder == expected

@@ -27,6 +27,29 @@ def test_apply_text_source(source, shape):
         assert not np.allclose(samples[0].text_feats, samples[1].text_feats)
 
 
+@pytest.mark.parametrize("choice, expected", [
+    ("auto", {"en": "minilm", "zh": "multilingual-e5-small"}),
+    ("multilingual-e5-small", {"en": "multilingual-e5-small", "zh": "multilingual-e5-small"}),
+    ("minilm", {"en": "minilm", "zh": "minilm"}),
+])
+def test_sentence_vectors_come_from_the_encoder_of_each_samples_language(monkeypatch, choice, expected):
+    import egmf.features.text as text
+
+    calls = []
+
+    def fake(texts, batch_size=64, encoder="minilm"):
+        calls.append((encoder, list(texts)))
+        return np.full((len(texts), 384), float(text.ENCODERS.index(encoder) + 1), np.float32)
+
+    monkeypatch.setattr(text, "sentence_embeddings", fake)
+    en = Sample(id="e", text="a great day", label="joy", dataset="meld", task="erc", lang="en")
+    zh = Sample(id="z", text="今天真好", label="高兴", dataset="cherma", task="erc", lang="zh")
+    assert apply_text_source([en, zh], "auto", choice) == ["meld", "cherma"]  # neither ships text features
+    used = {s.lang: text.ENCODERS[int(s.text_feats[0, 0]) - 1] for s in (en, zh)}
+    assert used == expected and all(s.text_feats.shape == (1, 384) for s in (en, zh))
+    assert sorted(t for _, texts in calls for t in texts) == sorted(["a great day", "今天真好"])  # each text once
+
+
 def test_two_datasets_pool_per_split_and_keep_their_dims(tiny_data, tmp_path):
     cfg = make_config(tiny_data, tmp_path)
     data = load_training_data(cfg.data)

@@ -62,7 +62,7 @@ def _match_text_source(sample: Sample, cfg) -> None:
     """Give the clip the text features the model was trained with."""
     from egmf.training.data import apply_text_source
 
-    apply_text_source([sample], cfg.model.text_source)
+    apply_text_source([sample], cfg.model.text_source, cfg.model.sentence_encoder)
 
 
 def _check_dims(sample: Sample, dims: dict[str, int]) -> None:

@@ -117,7 +117,7 @@ def quickstart(
     console.rule("[bold]4. gate weights and predictions")
     best = seed_dir / "checkpoints" / "best"
     model, run_cfg, infos = ckpt.load_model(best)
-    data = load_training_data(run_cfg.data, run_cfg.model.text_source)
+    data = load_training_data(run_cfg.data, run_cfg.model.text_source, run_cfg.model.sentence_encoder)
     test = data.split("test")
     # The run already predicted the whole test split (with the gates): read it rather than predict it again.
     preds = read_predictions(seed_dir / "predictions_test.jsonl")

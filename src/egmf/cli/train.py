@@ -66,7 +66,7 @@ def evaluate(
 
     model, cfg, infos = ckpt.load_model(checkpoint)
     data_cfg = config_from_dict(apply_overrides(read_yaml(checkpoint / ckpt.CONFIG), list(set_))).data
-    data = load_training_data(data_cfg, cfg.model.text_source)
+    data = load_training_data(data_cfg, cfg.model.text_source, cfg.model.sentence_encoder)
     unknown = sorted(set(data.infos) - set(infos))
     if unknown:
         from egmf.errors import ConfigError
@@ -138,7 +138,7 @@ def _samples_from_dataset(dataset, path, split, limit, cfg, infos):
     samples = samples[:limit] if limit else samples
     from egmf.training.data import apply_text_source
 
-    apply_text_source(samples, cfg.model.text_source)
+    apply_text_source(samples, cfg.model.text_source, cfg.model.sentence_encoder)
     return samples
 
 

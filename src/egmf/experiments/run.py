@@ -83,7 +83,7 @@ def run(cfg: RunConfig, seeds: list[int] | tuple[int, ...] = (), resume: bool = 
         if resume and done.is_file():  # finished before the interruption
             per_seed[seed] = SeedResult.read(seed, done)
             continue
-        data = load_training_data(cfg.data, cfg.model.text_source)
+        data = load_training_data(cfg.data, cfg.model.text_source, cfg.model.sentence_encoder)
         model, info = fit(seed_cfg, data, seed_dir, resume=resume, accelerator=accelerator)
         metrics = evaluate_splits(
             model,

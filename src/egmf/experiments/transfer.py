@@ -10,7 +10,10 @@ is mapped into the target's space before the target's own metrics score it:
 
 * emotions (ERC) through :data:`ERC_LABEL_MAPS`. MELD <-> CHERMA: joy 高兴, sadness 悲伤, anger 愤怒,
   surprise 惊奇, fear 恐惧, disgust 厌恶, neutral 平静 (a bijection, used the other way for the reverse);
-  datasets with the same label words map to themselves. MELD loaded with sentiment labels has no mapping.
+  datasets with the same label words map to themselves. Label sets of which one holds the other map their
+  shared words: MELD's sentiments (neutral, positive, negative) -> a binary positive/negative set, where a
+  ``neutral`` answer counts as an error (reported as "outside labels"), and back, where the target samples the
+  binary model cannot answer (MELD's neutral ones) are left out and counted.
 * sentiment scores (MSA) linearly between the score ranges, then clipped: MOSEI [-3, 3] -> SIMS v2
   [-1, 1] divides by 3; the reverse multiplies by 3.
 
@@ -23,14 +26,23 @@ says which modalities were fed. The setting that transfers by construction is ``
 the text reaches the fusion through the LLM's own input embeddings in both languages. (The embedded
 SmolLM2 reads Chinese bytes but does not understand Chinese; use a multilingual LLM for real numbers.)
 
+Sentence vectors (``text_source`` ``sentence``, or ``auto`` on data without text features) of the target are
+made with the encoder the source model was trained with (under ``model.sentence_encoder: auto``, the one of
+the source's language); name ``multilingual-e5-small`` so both languages share one vector space.
+
+Evaluation: the target's test split (its valid split where it has none), restricted to the samples whose
+label the source can answer. With ``--reverse`` each cross-lingual row stands beside the target-language model
+scored on the same samples ("in-language"); without, beside the source model on its own split ("in-domain").
+
 Folders under ``<output>/<name>/``: ``transfer_train_<dataset>/`` (normal run folders, reused when
-finished), ``transfer_<source>_to_<target>/seed_<s>/`` (metrics.json, predictions_test.jsonl with the
-mapped answers) and the table ``transfer.md`` + ``transfer.csv``.
+finished), ``transfer_<source>_to_<target>/seed_<s>/`` and ``in_language_<target>_for_<source>/seed_<s>/``
+(metrics.json, predictions_test.jsonl with the mapped answers) and the table ``transfer.md`` + ``transfer.csv``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -40,7 +52,8 @@ from egmf.atomic import write_json_atomic, write_text_atomic
 from egmf.config import DataConfig, DatasetEntry, RunConfig, config_from_dict
 from egmf.data.schema import MODALITIES, DatasetInfo, Sample, is_pooled_key, pooled_name
 from egmf.errors import ConfigError
-from egmf.evaluation.aggregate import aggregate_seeds, metric_cells, metric_numbers, to_markdown, write_csv
+from egmf.evaluation.aggregate import (aggregate_seeds, format_cell, metric_cells, metric_numbers, to_markdown,
+                                      write_csv)
 from egmf.experiments.ablation import Runner, run_or_reuse
 from egmf.typed_config import apply_overrides, to_dict
 
@@ -54,21 +67,40 @@ ERC_LABEL_MAPS: dict[tuple[str, str], dict[str, str]] = {
 
 
 # ---------------------------------------------------------------------------------------- answer mapping
-def label_map(source: DatasetInfo, target: DatasetInfo) -> dict[str, str]:
-    """Source label word -> target label word, covering every label of both datasets exactly once."""
+def label_map(source: DatasetInfo, target: DatasetInfo) -> dict[str, str | None]:
+    """Source label word -> target label word; ``None`` for a source word the target has no word for.
+
+    A known mapping (:data:`ERC_LABEL_MAPS`, either way round) or the same label words give a bijection. Label
+    sets of which one holds the other (MELD's 3 sentiments and a binary positive/negative set) map their shared
+    words to themselves: a source word outside the target's labels (``neutral`` on a binary target) maps to
+    ``None`` and counts as an error, and a target label the source lacks cannot be answered (the transfer leaves
+    those samples out, :func:`scorable_labels`).
+    """
     if set(source.labels) == set(target.labels):
         return {w: w for w in source.labels}
     mapping = ERC_LABEL_MAPS.get((source.name, target.name))
     if mapping is None and (target.name, source.name) in ERC_LABEL_MAPS:
         mapping = {t: s for s, t in ERC_LABEL_MAPS[(target.name, source.name)].items()}
-    if mapping is None or set(mapping) != set(source.labels) or set(mapping.values()) != set(target.labels):
-        known = ", ".join(f"{a} <-> {b}" for a, b in ERC_LABEL_MAPS)
-        raise ConfigError(
-            f"transfer: no label mapping from {source.name} ({', '.join(source.labels)}) to {target.name} "
-            f"({', '.join(target.labels)}); known mappings: {known} (7 emotions; add one to "
-            "egmf.experiments.transfer.ERC_LABEL_MAPS)"
-        )
-    return mapping
+    if mapping is not None and set(mapping) == set(source.labels) and set(mapping.values()) == set(target.labels):
+        return dict(mapping)
+    src, tgt = set(source.labels), set(target.labels)
+    if len(src & tgt) >= 2 and (src <= tgt or tgt <= src):
+        return {w: (w if w in tgt else None) for w in source.labels}
+    known = ", ".join(f"{a} <-> {b}" for a, b in ERC_LABEL_MAPS)
+    raise ConfigError(
+        f"transfer: no label mapping from {source.name} ({', '.join(source.labels)}) to {target.name} "
+        f"({', '.join(target.labels)}); known mappings: {known} (7 emotions; add one to "
+        "egmf.experiments.transfer.ERC_LABEL_MAPS), or label sets of which one contains the other "
+        "(e.g. neutral/positive/negative -> positive/negative)"
+    )
+
+
+def scorable_labels(source: DatasetInfo, target: DatasetInfo) -> tuple[str, ...] | None:
+    """The target labels some source answer maps to (target order); ``None`` for MSA (every score is scored)."""
+    if source.task == "msa":
+        return None
+    reached = set(label_map(source, target).values())
+    return tuple(w for w in target.labels if w in reached)
 
 
 def rescale(value: float, source_range: Sequence[float], target_range: Sequence[float]) -> float:
@@ -88,7 +120,9 @@ def answer_mapper(source: DatasetInfo, target: DatasetInfo) -> Callable[[str | f
     if source.task == "msa":
         return lambda v: rescale(v, source.score_range, target.score_range)
     mapping = label_map(source, target)
-    return lambda w: mapping[w]
+    # An answer with no target word keeps the source's word: the predictions file shows what the model said,
+    # and the metrics count it as an error (evaluate_checkpoint_on).
+    return lambda w: mapping[w] if mapping.get(w) is not None else w
 
 
 # ------------------------------------------------------------------------------------------- the samples
@@ -163,8 +197,15 @@ def evaluate_checkpoint_on(
     out_dir: Path,
     decoding: str | None = None,
     modalities: Sequence[str] | None = None,
+    scored_labels: Sequence[str] | None = None,
 ) -> tuple[dict, dict[str, str]]:
-    """Score a one-dataset checkpoint on another dataset's samples; writes metrics.json and predictions."""
+    """Score a one-dataset checkpoint on another dataset's samples; writes metrics.json and predictions.
+
+    ERC: an answer that maps to no target word (a 3-way model's ``neutral`` on a binary target) is an error;
+    ``metrics["outside_labels"]`` is the share of answers outside ``scored_labels`` (default: the target's
+    labels; pass the labels the evaluated samples are restricted to, so a target-language model's ``neutral``
+    on positive/negative samples counts there too).
+    """
     from egmf.evaluation.evaluate import predict_samples
     from egmf.evaluation.metrics import compute_metrics
     from egmf.evaluation.report import write_predictions
@@ -178,14 +219,21 @@ def evaluate_checkpoint_on(
     model, cfg, _ = ckpt.load_model(checkpoint)
     samples = [s for s in target_samples if s.label is not None]
     if not samples:
-        raise ConfigError(f"transfer: the {target.name} test split has no labelled samples")
+        raise ConfigError(f"transfer: the {target.name} evaluation split has no labelled samples")
     adapted, status = adapt_samples(samples, source, dims[source.name], target_dims, cfg.model.text_source, modalities)
     preds = predict_samples(model, adapted, cfg.eval.batch_size, decoding or cfg.eval.decoding)
     mapped = [dataclasses.replace(p, dataset=target.name, prediction=to_target(p.prediction)) for p in preds]
+    answers, truths = [p.prediction for p in mapped], [s.label for s in samples]
     if target.task == "msa":
         for p in mapped:
             p.score = p.prediction
-    metrics = compute_metrics(target, [p.prediction for p in mapped], [s.label for s in samples])
+        metrics = compute_metrics(target, answers, truths)
+    else:
+        # Answers without a target word join the label set, so they are scored as the errors they are.
+        extra = tuple(dict.fromkeys(a for a in answers if a not in target.labels))
+        metrics = compute_metrics(dataclasses.replace(target, labels=target.labels + extra), answers, truths)
+        scored = set(scored_labels if scored_labels is not None else target.labels)
+        metrics["outside_labels"] = sum(a not in scored for a in answers) / len(answers)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_predictions(mapped, out_dir / "predictions_test.jsonl")
     record = {"source": source.name, "target": target.name, "modalities": status, "n": len(samples), "test": metrics}
@@ -201,15 +249,28 @@ def _with_dataset(cfg: RunConfig, entry: DatasetEntry, out_root: Path, name: str
     return config_from_dict(data)
 
 
-def _test_split(cfg: RunConfig, entry: DatasetEntry):
-    """The test split of ``entry`` loaded as ``cfg`` loads its data (text source, frame caps, limits)."""
+@dataclasses.dataclass
+class EvalSplit:
+    """The samples a direction is scored on: the target's test split (its valid split where it has no test)."""
+
+    info: DatasetInfo
+    split: str
+    samples: list[Sample]
+    dims: dict[str, int]
+
+
+def _eval_split(cfg: RunConfig, entry: DatasetEntry, sentence_encoder: str) -> EvalSplit:
+    """``entry``'s evaluation split loaded as ``cfg`` loads its data (text source, frame caps, limits), with the
+    sentence vectors of ``sentence_encoder`` (the encoder the scoring model was trained with)."""
     from egmf.training.data import load_training_data
 
-    data = load_training_data(DataConfig([entry], cfg.data.max_frames, cfg.data.limit), cfg.model.text_source)
+    data = load_training_data(DataConfig([entry], cfg.data.max_frames, cfg.data.limit), cfg.model.text_source,
+                              sentence_encoder)
     (info,) = data.infos.values()
-    if not data.split("test"):
-        raise ConfigError(f"transfer: {entry.name} at {entry.path} has an empty test split")
-    return info, data.split("test"), data.feature_dims[info.name]
+    split = "test" if data.split("test") else "valid"
+    if not data.split(split):
+        raise ConfigError(f"transfer: {entry.name} at {entry.path} has no test or valid split to evaluate on")
+    return EvalSplit(info, split, data.split(split), data.feature_dims[info.name])
 
 
 def run_transfer(
@@ -222,76 +283,140 @@ def run_transfer(
     runner: Runner | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[list[dict], Path]:
-    """Train on ``cfg``'s dataset, score on ``target``'s test split (and the reverse); write the table."""
+    """Train on ``cfg``'s dataset, score on ``target``'s evaluation split (and the reverse); write the table.
+
+    Each direction is scored on the target samples whose label the source can answer (a binary model cannot
+    answer MELD's ``neutral``: those samples are left out and counted). With both directions trained, each
+    cross-lingual row stands beside the target-language model scored on the very same samples ("in-language");
+    with one direction, beside the source model on its own evaluation split ("in-domain").
+    """
     if len(cfg.data.datasets) != 1:
         raise ConfigError(f"transfer: the config must name one source dataset, it names {len(cfg.data.datasets)}")
     source = cfg.data.datasets[0]
-    if source.name == target.name:
+    if source.name == target.name and source.path == target.path:
         raise ConfigError(f"transfer: source and target are both {source.name!r}; name a dataset of the other language")
     seeds = list(seeds) or [cfg.train.seed]
     out_root = cfg.run_dir
     directions = [(cfg, source, target)]
     if reverse_cfg is not None:
-        if len(reverse_cfg.data.datasets) != 1 or reverse_cfg.data.datasets[0].name != target.name:
+        if len(reverse_cfg.data.datasets) != 1:
             raise ConfigError(f"--reverse-config: expected a config training on {target.name} alone")
         directions.append((reverse_cfg, reverse_cfg.data.datasets[0], source))
     elif reverse:
         directions.append((cfg, target, source))
-    # Load every test split and check every answer mapping before any training.
-    cache: dict[tuple, tuple] = {}
+    cache: dict[tuple, EvalSplit] = {}
 
-    def test_split(c: RunConfig, e: DatasetEntry) -> tuple[DatasetInfo, list[Sample], dict[str, int]]:
-        key = (repr(to_dict(e)), c.model.text_source, repr(c.data.max_frames), repr(c.data.limit))
+    def eval_split(c: RunConfig, e: DatasetEntry, trained_on: DatasetEntry) -> EvalSplit:
+        """``e`` as the model trained by ``c`` on ``trained_on`` reads it: that model's sentence encoder."""
+        from egmf.features.text import encoder_for
+
+        encoder = c.model.sentence_encoder
+        if encoder == "auto" and e is not trained_on:  # 'auto' chose by the training data's language
+            encoder = encoder_for("auto", eval_split(c, trained_on, trained_on).info.lang)
+        key = (repr(to_dict(e)), c.model.text_source, encoder, repr(c.data.max_frames), repr(c.data.limit))
         if key not in cache:
-            cache[key] = _test_split(c, e)
+            cache[key] = _eval_split(c, e, encoder)
         return cache[key]
 
+    # Load every evaluation split and check every answer mapping before any training. Datasets are named by
+    # their DatasetInfo (two custom folders are both entries named 'custom').
     for c, train_on, evaluate_on in directions:
-        answer_mapper(test_split(c, train_on)[0], test_split(c, evaluate_on)[0])
-    rows = []
+        own, other = eval_split(c, train_on, train_on).info, eval_split(c, evaluate_on, train_on).info
+        if own.name == other.name:
+            raise ConfigError(f"transfer: source and target are both {own.name!r}; name a dataset of the other "
+                              "language")
+        answer_mapper(own, other)
+    if reverse_cfg is not None:
+        trains_on = eval_split(reverse_cfg, directions[1][1], directions[1][1]).info.name
+        if trains_on != eval_split(cfg, target, source).info.name:
+            raise ConfigError(f"--reverse-config: expected a config training on {target.name} alone, it trains on "
+                              f"{trains_on}")
+    trained: dict[str, tuple[RunConfig, DatasetEntry, RunConfig, object]] = {}  # dataset -> (base, entry, run, result)
     for base, train_on, evaluate_on in directions:
-        run_cfg = _with_dataset(base, train_on, out_root, f"transfer_train_{train_on.name}")
-        log(f"[{train_on.name} -> {evaluate_on.name}] training on {train_on.name} in {run_cfg.run_dir}")
+        name, target_name = eval_split(base, train_on, train_on).info.name, eval_split(base, evaluate_on, train_on).info.name
+        run_cfg = _with_dataset(base, train_on, out_root, f"transfer_train_{name}")
+        log(f"[{name} -> {target_name}] training on {name} in {run_cfg.run_dir}")
         result, reused = run_or_reuse(run_cfg, seeds, runner)
         if reused:
-            log(f"[{train_on.name}] finished before: results read from {run_cfg.run_dir}")
-        in_domain = [s.test[train_on.name] for s in result.seeds.values() if train_on.name in s.test]
-        info, samples, dims = test_split(base, evaluate_on)
-        cross, status = [], {}
-        for seed in seeds:
-            best = run_cfg.run_dir / f"seed_{seed}" / "checkpoints" / "best"
-            folder = out_root / f"transfer_{train_on.name}_to_{evaluate_on.name}" / f"seed_{seed}"
-            metrics, status = evaluate_checkpoint_on(best, info, samples, dims, folder, modalities=modalities)
-            cross.append(metrics)
-        rows.append(_row(train_on.name, evaluate_on.name, "cross-lingual", fed_modalities(status), len(samples),
-                         info.metric_family, cross))
-        if in_domain:
-            own, own_test, _ = test_split(base, train_on)
-            rows.append(_row(train_on.name, train_on.name, "in-domain", "as trained", len(own_test),
-                             own.metric_family, in_domain))
+            log(f"[{name}] finished before: results read from {run_cfg.run_dir}")
+        trained[name] = (base, train_on, run_cfg, result)
+    rows = []
+    for base, train_on, evaluate_on in directions:
+        source_info = eval_split(base, train_on, train_on).info
+        split = eval_split(base, evaluate_on, train_on)
+        src, tgt = source_info.name, split.info.name
+        scorable = scorable_labels(source_info, split.info)
+        kept = [s for s in split.samples if scorable is None or s.label in scorable]
+        left_out = Counter(str(s.label) for s in split.samples if scorable is not None and s.label not in scorable)
+        if not kept:
+            raise ConfigError(f"transfer: none of the {tgt} {split.split} samples has a label that {src} can answer")
+        kept_ids = {s.id for s in kept}
+        cross = _score(trained[src][2], seeds, split.info, kept, split.dims, scorable, modalities,
+                       out_root / f"transfer_{src}_to_{tgt}")
+        rows.append(_row(src, tgt, "cross-lingual", cross, split, len(kept), left_out))
+        if tgt in trained:  # the target-language model on the very same samples
+            own_base, own_entry, own_run, _ = trained[tgt]
+            own = eval_split(own_base, own_entry, own_entry)
+            same = [s for s in own.samples if s.id in kept_ids]
+            scores = _score(own_run, seeds, own.info, same, own.dims, scorable, None,
+                            out_root / f"in_language_{tgt}_for_{src}")
+            rows.append(_row(tgt, tgt, "in-language", scores, own, len(same), left_out))
+        else:
+            result = trained[src][3]
+            in_domain = [s.test[src] for s in result.seeds.values() if src in s.test]
+            if in_domain:
+                own = eval_split(base, train_on, train_on)
+                rows.append(_row(src, src, "in-domain", (in_domain, "as trained"), own, len(own.samples), Counter()))
         write_table(rows, out_root, seeds)
     return rows, out_root
 
 
-def _row(train: str, test: str, kind: str, fed: str, n: int, family: str, per_seed: list[dict]) -> dict:
+def _score(run_cfg: RunConfig, seeds: Sequence[int], info: DatasetInfo, samples: list[Sample], dims: dict[str, int],
+           scorable: Sequence[str] | None, modalities: Sequence[str] | None, folder: Path) -> tuple[list[dict], str]:
+    """Each seed's best checkpoint of ``run_cfg`` scored on ``samples``: (metrics per seed, modalities fed)."""
+    per_seed, status = [], {}
+    for seed in seeds:
+        best = run_cfg.run_dir / f"seed_{seed}" / "checkpoints" / "best"
+        metrics, status = evaluate_checkpoint_on(best, info, samples, dims, folder / f"seed_{seed}",
+                                                 modalities=modalities, scored_labels=scorable)
+        per_seed.append(metrics)
+    return per_seed, fed_modalities(status)
+
+
+def _row(train: str, test: str, kind: str, scores: tuple[list[dict], str], split: EvalSplit, n: int,
+         left_out: Counter) -> dict:
+    per_seed, fed = scores
     return {"direction": f"{train} -> {test}", "train": train, "test": test, "kind": kind, "modalities": fed,
-            "n_test": n, "family": family, "seeds": len(per_seed), "summary": aggregate_seeds(per_seed)}
+            "split": split.split, "n_test": n,
+            "left_out": ", ".join(f"{w} {c}" for w, c in left_out.most_common()) or "-",
+            "family": split.info.metric_family, "seeds": len(per_seed), "summary": aggregate_seeds(per_seed)}
 
 
 def write_table(rows: list[dict], out_dir: Path, seeds: Sequence[int]) -> tuple[Path, Path]:
     """``transfer.md`` (one table per metric family) and ``transfer.csv`` (fractions, full precision)."""
     md = ["# Cross-lingual transfer", "",
-          f"Test split of the evaluated dataset; mean ± std over seeds {', '.join(map(str, seeds))}. Cross-lingual rows "
-          "map the model's answers into the target's labels / score range (egmf.experiments.transfer). "
-          "Accuracies and F1 in percent; MAE and Corr raw.", ""]
+          f"Evaluation split of the evaluated dataset (test; valid where it has none); mean ± std over seeds "
+          f"{', '.join(map(str, seeds))}. Cross-lingual rows map the model's answers into the target's labels / "
+          "score range (egmf.experiments.transfer); 'left out': target samples whose label the source model cannot "
+          "answer; 'outside labels': answers outside the scored labels (counted as errors). In-language rows score "
+          "the target-language model on the same samples. Accuracies and F1 in percent; MAE and Corr raw.", ""]
     csv_rows = []
     for family in dict.fromkeys(r["family"] for r in rows):
         group = [r for r in rows if r["family"] == family]
-        cells = [{"direction": r["direction"], "kind": r["kind"], "modalities fed": r["modalities"],
-                  "n test": str(r["n_test"]), **metric_cells(r["summary"], family)} for r in group]
-        md += [to_markdown(pd.DataFrame(cells), labels=3), ""]
-        csv_rows += [{k: r[k] for k in ("direction", "train", "test", "kind", "modalities", "n_test", "seeds")}
-                     | metric_numbers(r["summary"], family) for r in group]
+        cells = []
+        for r in group:
+            cell = {"direction": r["direction"], "kind": r["kind"], "modalities fed": r["modalities"],
+                    "split": r["split"], "n": str(r["n_test"]), "left out": r["left_out"]}
+            cell.update(metric_cells(r["summary"], family))
+            if family == "erc":
+                cell["outside labels"] = format_cell(r["summary"].get("outside_labels"), percent=True)
+            cells.append(cell)
+        md += [to_markdown(pd.DataFrame(cells), labels=6), ""]
+        csv_rows += [{k: r[k] for k in ("direction", "train", "test", "kind", "modalities", "split", "n_test",
+                                        "left_out", "seeds")}
+                     | metric_numbers(r["summary"], family)
+                     | {f"outside_labels_{k}": v for k, v in r["summary"].get("outside_labels", {}).items()}
+                     for r in group]
     md_path, csv_path = out_dir / "transfer.md", out_dir / "transfer.csv"
     write_text_atomic(md_path, "\n".join(md))
     write_csv(pd.DataFrame(csv_rows), csv_path)

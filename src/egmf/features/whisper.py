@@ -85,7 +85,7 @@ class Whisper:
         """Encoder frames ``[ceil(len/320), d]`` for a 16 kHz waveform of any length.
 
         Long audio is cut into 30 s windows; each window's padding frames are dropped, so the frames
-        cover exactly the audio (2 frames per 20 ms).
+        cover exactly the audio (one frame per 20 ms).
         """
         fe = self.model.feature_extractor
         out = []

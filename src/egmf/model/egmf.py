@@ -37,7 +37,7 @@ from egmf.data.schema import DatasetInfo, Sample
 from egmf.errors import ConfigError, DataFormatError
 from egmf.model.base import FusionOutput, ModelOutput, Prediction
 from egmf.model.config import ModelConfig, text_feature_dim
-from egmf.model.llm.backends import load_llm
+from egmf.model.llm.backends import input_embedding_scale, load_llm
 from egmf.model.llm.decoding import (NumberConstraint, distinct_first_tokens, greedy_decode, parse_label, parse_score,
                                      score_options)
 from egmf.model.llm.lora import lora_parameters, wrap_with_lora
@@ -89,6 +89,19 @@ def anchor_rows(weight: torch.Tensor, k: int, exclude=(), seed: int = 0) -> torc
     return ids[torch.randperm(len(ids), generator=g)[:k]]
 
 
+def check_sliding_window(config, tokens: int) -> None:
+    """Refuse prompts longer than a sliding-window layer's window (Gemma 3: 512 tokens). EGMF hands the LLM
+    4-D attention masks of its own (the slots' visibility bias, option scoring, segments), and such a mask is
+    used as it is by every layer: past the window, the sliding layers would see what they were never trained on."""
+    window = getattr(config, "sliding_window", None)
+    if window and "sliding_attention" in (getattr(config, "layer_types", None) or ()) and tokens > window:
+        raise ConfigError(
+            f"model.prompt.max_prompt_tokens: prompt plus answer ({tokens} tokens with model.max_new_tokens) exceeds "
+            f"the sliding window of {config.model_type} ({window} tokens); expected max_prompt_tokens <= "
+            f"{window} - max_new_tokens"
+        )
+
+
 def class_weights(counts: dict[str, int], labels: tuple[str, ...], mode: str) -> dict[str, float]:
     """Per-label loss weights from train label counts: ``balanced`` ~ 1/n, ``sqrt`` ~ 1/sqrt(n), ``none`` 1;
     scaled so the count-weighted mean is 1 (the loss keeps its scale). A label absent from train counts as 1."""
@@ -127,6 +140,7 @@ class EGMF(nn.Module):
         if llm is None:
             llm, tokenizer = load_llm(cfg.llm)
         self.tokenizer = tokenizer
+        check_sliding_window(llm.config, cfg.prompt.max_prompt_tokens + cfg.max_new_tokens)
         emb = llm.get_input_embeddings()
         self.hidden_size = emb.embedding_dim
         self.num_pseudo = cfg.num_pseudo_tokens  # K: the one definition (0 without fusion)
@@ -138,13 +152,16 @@ class EGMF(nn.Module):
         if cfg.use_fusion:
             from egmf.model.fusion import ExpertFusion
 
-            # Pseudo tokens start at the mean norm of the word embeddings: neither drowned nor dominating.
-            target_norm = float(emb.weight.detach().float().norm(dim=-1).mean())
+            # Pseudo tokens start at the mean norm of the word embeddings the LLM reads: neither drowned nor
+            # dominating. Gemma's embedding layer multiplies its rows by sqrt(hidden) (25x at 640), so the norm
+            # and the anchors are taken as the layer outputs them, not as its weight stores them.
+            scale = input_embedding_scale(emb)
+            target_norm = float(emb.weight.detach().float().norm(dim=-1).mean()) * scale
             dims = self.fusion_dims(feature_dims)
             anchors = None
             if cfg.pseudo_init == "anchored":
                 ids = anchor_rows(emb.weight, cfg.fusion.num_pseudo_tokens, getattr(tokenizer, "all_special_ids", ()))
-                anchors = emb.weight.detach()[ids].float()
+                anchors = emb.weight.detach()[ids].float() * scale
             self.fusion = ExpertFusion(cfg.fusion, dims, self.hidden_size, target_norm=target_norm, anchors=anchors,
                                        residual_scale=cfg.pseudo_residual_scale)
             # _embeds writes the fusion's tokens over the prompt's slots: the two counts must agree.

@@ -194,7 +194,12 @@ def load_model(path: Path):
 
     path = Path(path)
     _, infos, dims = read_meta(path)
-    cfg = config_from_dict(read_yaml(path / CONFIG))
+    saved = read_yaml(path / CONFIG)
+    model_cfg = saved.get("model") if isinstance(saved, dict) else None
+    if isinstance(model_cfg, dict) and "sentence_encoder" not in model_cfg:
+        # Saved before model.sentence_encoder existed: its sentence vectors were MiniLM's, whatever the language.
+        model_cfg["sentence_encoder"] = "minilm"
+    cfg = config_from_dict(saved)
     model = build_model(cfg.model, infos, dims)
     model.load_trainable_state_dict(load_weights(path))
     model.eval()

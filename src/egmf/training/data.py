@@ -35,10 +35,11 @@ class TrainingData:
         return self.splits.get(name, [])
 
 
-def load_training_data(data_cfg, text_source: str = "dataset") -> TrainingData:
+def load_training_data(data_cfg, text_source: str = "dataset", sentence_encoder: str = "auto") -> TrainingData:
     """Load every dataset of ``data_cfg`` (a :class:`egmf.config.DataConfig`).
 
-    ``text_source="sentence"`` replaces the text features by one MiniLM sentence vector per utterance;
+    ``text_source="sentence"`` replaces the text features by one sentence vector per utterance (from
+    ``sentence_encoder``, see :func:`apply_text_source`);
     ``"auto"`` does so only for the datasets that ship no text features; ``"none"`` and ``"llm"`` drop the
     dataset's text features (the LLM sees the words in the prompt).
     """
@@ -62,7 +63,7 @@ def load_training_data(data_cfg, text_source: str = "dataset") -> TrainingData:
             splits[split].extend(samples)
         dims[name] = data.feature_dims()
         logger.info("loaded %s from %s: %s", name, entry.path, {s: len(v) for s, v in data.splits.items()})
-    replaced = apply_text_source([s for v in splits.values() for s in v], text_source)
+    replaced = apply_text_source([s for v in splits.values() for s in v], text_source, sentence_encoder)
     for name in replaced:  # the sentence vectors replaced (or supplied) these datasets' text features
         dims[name]["text"] = next(
             (int(s.text_feats.shape[1]) for v in splits.values() for s in v if s.dataset == name), 0
@@ -84,11 +85,13 @@ def _truncate(splits: dict[str, list[Sample]], max_frames: dict[str, int]) -> No
                     setattr(s, "text_feats" if m == "text" else m, a[:limit])
 
 
-def apply_text_source(samples: list[Sample], text_source: str) -> list[str]:
+def apply_text_source(samples: list[Sample], text_source: str, sentence_encoder: str = "auto") -> list[str]:
     """Give ``samples`` the text features ``model.text_source`` asks for, in place; returns the datasets whose
     text features are now sentence vectors.
 
-    ``sentence``: one MiniLM sentence vector per utterance; ``auto``: the same for the samples of every dataset
+    ``sentence``: one sentence vector per utterance, from ``sentence_encoder`` (``model.sentence_encoder``;
+    ``auto`` picks by each sample's language, :func:`egmf.features.text.encoder_for`: multilingual-e5-small for
+    Chinese, MiniLM for English); ``auto``: the same for the samples of every dataset
     none of whose given samples has text features, the dataset's own features elsewhere; ``none`` and ``llm``:
     no text features (the LLM reads the words in the prompt, and ``llm`` feeds the fusion the LLM's own
     embeddings of them); ``dataset``: the dataset's features, untouched. Training, evaluation and prediction all
@@ -107,11 +110,15 @@ def apply_text_source(samples: list[Sample], text_source: str) -> list[str]:
         return []
     if not chosen:
         return []
-    from egmf.features.text import sentence_embeddings
+    from egmf.features.text import encoder_for, sentence_embeddings
 
-    vectors = sentence_embeddings([s.text for s in chosen])
-    for s, v in zip(chosen, vectors):
-        s.text_feats = np.asarray(v, dtype=np.float32)[None, :]
+    by_encoder: dict[str, list[Sample]] = {}
+    for s in chosen:
+        by_encoder.setdefault(encoder_for(sentence_encoder, s.lang), []).append(s)
+    for encoder, group in by_encoder.items():
+        vectors = sentence_embeddings([s.text for s in group], encoder=encoder)
+        for s, v in zip(group, vectors):
+            s.text_feats = np.asarray(v, dtype=np.float32)[None, :]
     return list(dict.fromkeys(s.dataset for s in chosen))
 
 

@@ -159,3 +159,37 @@ def test_without_chat_template_an_answer_cue_ends_the_prompt(tok):
     text = tok.decode(enc.encode(erc_sample(), MELD, with_target=False).input_ids)
     assert "<|im_start|>" not in text and text.endswith("Answer with one option only.\nAnswer: ")
     assert PSEUDO not in text
+
+
+# Gemma 1 and 2 refuse a system message; other templates drop it without a word.
+REFUSES_SYSTEM = (
+    "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+    "{% for m in messages %}<turn>{{ m['role'] }}\n{{ m['content'] }}<end>\n{% endfor %}"
+    "{% if add_generation_prompt %}<turn>model\n{% endif %}"
+)
+DROPS_SYSTEM = (
+    "{% for m in messages %}{% if m['role'] != 'system' %}<turn>{{ m['role'] }}\n{{ m['content'] }}<end>\n"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}<turn>model\n{% endif %}"
+)
+
+
+@pytest.mark.parametrize("template", [REFUSES_SYSTEM, DROPS_SYSTEM])
+def test_a_template_without_a_system_role_gets_the_system_text_in_the_user_turn(template):
+    from egmf.model.llm.prompts import template_keeps_system
+
+    tok = build_byte_tokenizer()
+    tok.chat_template = template
+    assert not template_keeps_system(tok)
+    enc = PromptEncoder(tok, PromptConfig(), num_pseudo=2)
+    s = erc_sample(text="你怎么敢", label="愤怒", dataset="cherma", lang="zh", speaker=None, context=[])
+    text = tok.decode(enc.encode(s, CHERMA).input_ids)
+    assert text.startswith("<turn>user\n你根据文本、语音和面部线索识别对话中的情绪和情感。\n\n判断目标话语的情绪。")
+    assert text.count("<turn>") == 2 and text.endswith("<turn>model\n愤怒<|im_end|>")
+
+
+def test_chatml_keeps_its_system_turn(tok):
+    from egmf.model.llm.prompts import template_keeps_system
+
+    assert template_keeps_system(tok)
+    text = tok.decode(PromptEncoder(tok, PromptConfig(), num_pseudo=1).encode(erc_sample(), MELD).input_ids)
+    assert text.startswith("<|im_start|>system\nYou recognise emotions")

