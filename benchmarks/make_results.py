@@ -28,6 +28,7 @@ SECTIONS = [
     ("classical_anchors", "benchmarks/classical_anchors.py", "MELD dev: classical text anchors"),
     ("quality_ravdess", "benchmarks/quality.py ravdess", "RAVDESS actors 07-08: EGMF and every baseline"),
     ("ravdess_anchors", "benchmarks/ravdess_anchors.py", "RAVDESS actors 07-08: classical speech anchors"),
+    ("gemma3_backend", "benchmarks/gemma3_backend.py", "Gemma 3 270M: load and cache time, tokens per Chinese sentence"),
 ]
 
 
