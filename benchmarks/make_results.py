@@ -23,12 +23,13 @@ SECTIONS = [
      "the fusion's overhead over the LLM alone, evaluation samples/s, peak memory"),
     ("decoding", "benchmarks/decoding.py", "constrained classification against free generation, trained checkpoint"),
     ("scaling", "benchmarks/scaling.py", "time against K and against dataset size"),
+    ("heldout_meld", "benchmarks/baseline_rates.py", "MELD: the held-out selection dialogues against dev"),
+    ("baseline_rates", "benchmarks/baseline_rates.py", "MELD: late_fusion / mult learning rates chosen on valid"),
     ("quality_meld", "benchmarks/quality.py meld", "MELD dev: EGMF and every baseline"),
     ("ablation_meld", "benchmarks/ablation.py", "MELD dev: EGMF's ablations (experts, expert gate, K, LoRA rank)"),
     ("classical_anchors", "benchmarks/classical_anchors.py", "MELD dev: classical text anchors"),
     ("quality_ravdess", "benchmarks/quality.py ravdess", "RAVDESS actors 07-08: EGMF and every baseline"),
     ("ravdess_anchors", "benchmarks/ravdess_anchors.py", "RAVDESS actors 07-08: classical speech anchors"),
-    ("gemma3_backend", "benchmarks/gemma3_backend.py", "Gemma 3 270M: load and cache time, tokens per Chinese sentence"),
 ]
 
 
