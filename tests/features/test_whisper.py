@@ -48,7 +48,7 @@ MANDARIN = "今天天气很好，我们去公园散步吧。"
 
 
 @pytest.mark.slow
-def test_whisper_base_transcribes_real_mandarin_speech_with_lang_zh(tmp_path, monkeypatch):
+def test_whisper_base_transcribes_real_mandarin_speech_with_lang_zh(tmp_path):
     """The Chinese audio path on speech, not on a tone: espeak-ng says a Mandarin sentence, the extractor of
     ``egmf extract --lang zh`` (base Whisper, chosen for zh) transcribes it, and Chinese characters come back."""
     import shutil
