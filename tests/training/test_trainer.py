@@ -86,3 +86,18 @@ def test_the_best_checkpoint_is_the_best_valid_main_metric(tiny_data, tmp_path, 
     best = max(log, key=lambda e: e["valid_selection"])  # the first of equal values wins: improvement is strict
     assert result.seeds[1111].training["best_step"] == best["step"]
     assert result.seeds[1111].valid["meld"][key] == pytest.approx(best["valid_selection"])
+
+
+def test_one_process_can_build_accelerators_of_different_mixed_precision(tiny_data, tmp_path):
+    """A sweep (or a test session) trains runs one after another in one process; Accelerate keeps one state per
+    process and refuses a second mixed precision, so the trainer resets it between single-process runs."""
+    from accelerate.state import AcceleratorState
+
+    from egmf.training.trainer import make_accelerator
+
+    first = make_accelerator(make_config(tiny_data, tmp_path, mixed_precision="no"))
+    assert str(first.state.mixed_precision) == "no"
+    second = make_accelerator(make_config(tiny_data, tmp_path, mixed_precision="bf16"))
+    assert str(second.state.mixed_precision) == "bf16"
+    assert str(AcceleratorState().mixed_precision) == "bf16"
+    AcceleratorState._reset_state(reset_partial_state=False)  # leave the default for the other tests

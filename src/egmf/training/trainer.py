@@ -31,6 +31,7 @@ from egmf.atomic import recover_folder
 from egmf.config import RunConfig, TrainConfig
 from egmf.data.collate import collate
 from egmf.data.schema import Sample
+from egmf.errors import ConfigError
 from egmf.evaluation.evaluate import predict_samples, score, selection_score
 from egmf.model.registry import build_model
 from egmf.model.standardize import fit_input_statistics
@@ -97,13 +98,34 @@ def resolve_threads(setting: int) -> int:
     return max(1, cores // max(1, local))
 
 
+def _release_state_of_other_precision(precision: str) -> None:
+    """Let one process train runs of different mixed precision one after the other (a sweep, the tests).
+
+    Accelerate keeps one state per process and refuses an Accelerator of another mixed precision. In a single
+    process the old state holds nothing a new run needs, so it is reset; under a distributed launch every rank
+    shares it, so a change is refused with the reason instead."""
+    from accelerate.state import AcceleratorState
+
+    if not AcceleratorState._shared_state:
+        return
+    state = AcceleratorState()
+    if str(state.mixed_precision) == precision:
+        return
+    if state.num_processes > 1:
+        raise ConfigError(f"train.mixed_precision: this launch already runs {state.mixed_precision!r} on "
+                          f"{state.num_processes} processes; a run in it cannot switch to {precision!r}")
+    AcceleratorState._reset_state(reset_partial_state=False)
+
+
 def make_accelerator(cfg: RunConfig) -> Accelerator:
+    precision = resolve_precision(cfg.train.mixed_precision)
+    _release_state_of_other_precision(precision)
     return Accelerator(
         # Without cpu=True, Accelerate ignores torchrun's WORLD_SIZE on a machine with no accelerator and
         # every process believes it trains alone; with it, several CPU processes join over gloo.
         cpu=_no_accelerator(),
         gradient_accumulation_steps=cfg.train.grad_accum,
-        mixed_precision=resolve_precision(cfg.train.mixed_precision),
+        mixed_precision=precision,
         # Switches (an expert off, K=1) leave some parameters without gradients on some batches.
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
         step_scheduler_with_optimizer=False,
