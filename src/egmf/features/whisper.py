@@ -100,7 +100,12 @@ class Whisper:
 
     def transcribe(self, wave: np.ndarray, lang: str = "en") -> tuple[str, str]:
         """``(text, language)``; silence gives ``""`` (the VAD filter keeps Whisper from inventing words)."""
+        import ctranslate2
+
         language = lang if self.multilingual else "en"
+        # Where greedy decoding looks unreliable faster-whisper falls back to sampling at higher temperatures;
+        # seeding CTranslate2's generator per clip makes a transcript the same on every run and in any order.
+        ctranslate2.set_random_seed(0)
         segments, info = self.model.transcribe(
             wave, language=language, beam_size=1, vad_filter=True, condition_on_previous_text=False
         )
