@@ -2,6 +2,8 @@
 
     nohup .venv/bin/python benchmarks/quality.py meld --steps 300 > /tmp/quality_meld.log 2>&1 &
     nohup .venv/bin/python benchmarks/quality.py ravdess --steps 240 > /tmp/quality_ravdess.log 2>&1 &
+    nohup .venv/bin/python benchmarks/quality.py ravdess --converge --seeds 1111,2222,3333 \
+        --llm-seeds 1111 > /tmp/quality_ravdess.log 2>&1 &                (each model until valid stops improving)
     .venv/bin/python benchmarks/quality.py meld --smoke        (tiny LLM, a few samples: checks the script)
 
 meld: the official MELD train and dev CSVs in ``../shared/data/meld`` (no test CSV there). Models train on
@@ -19,7 +21,14 @@ select on actor 06, test on actors 07-08 (the anchors' test actors). The text ca
 
 The datasets are rewritten as custom-format folders under ``--work`` (outside the repository; features are
 symlinked, never copied into the project). Finished runs are reused, so an interrupted sweep continues.
-Writes ``benchmarks/results/quality_<dataset>.md``.
+Two budgets. ``--steps N`` (default): every model takes N optimiser steps, the checkpoint chosen on valid
+three times; a figure that says how fast a model starts. ``--converge``: every model trains until its valid
+score stops improving, evaluated once per epoch, stopped after ``--patience`` (LLM models) or
+``--baseline-patience`` (late_fusion, mult) epochs without improvement, or at a cap of ``--llm-epochs`` /
+``--baseline-epochs`` epochs; the table says per model at which epoch it was best and whether it stopped or
+hit the cap. The LLM models may take fewer seeds (``--llm-seeds``) than the baselines (``--seeds``).
+
+Writes ``benchmarks/results/quality_<dataset>.md`` (``quality_<dataset>_converged.md`` with ``--converge``).
 """
 
 from __future__ import annotations
@@ -134,6 +143,31 @@ def base_config(path: Path, steps: int, backend: str, text_source: str, smoke: b
     return cfg
 
 
+LLM_MODELS = ("egmf", "llm_text", "egmf_mean_gate")
+
+
+def converge_overrides(model: str, args) -> list[str]:
+    """Train ``model`` until valid stops improving: one evaluation per epoch, patience in epochs, an epoch cap."""
+    llm = model in LLM_MODELS
+    epochs, patience = (args.llm_epochs, args.patience) if llm else (args.baseline_epochs, args.baseline_patience)
+    return ["train.max_steps=0", f"train.epochs={epochs}", "train.eval_every=0", "train.num_evals=0",
+            f"train.patience={patience}", "train.save_every=100000"]
+
+
+def stopping_lines(results, steps_per_epoch: int, args) -> list[str]:
+    """Per model and seed: the epoch of the best valid score, the epochs trained, stopped early or capped."""
+    lines = ["", "| model | seed | best epoch | epochs trained | why it stopped |", "|---|---:|---:|---:|---|"]
+    for name, t in results.items():
+        cap = args.llm_epochs if name in LLM_MODELS else args.baseline_epochs
+        for seed, r in t.result.seeds.items():
+            tr = r.training
+            best, steps = int(tr.get("best_step", -1)), int(tr.get("steps", 0))
+            trained = steps / steps_per_epoch
+            why = "hit the epoch cap" if steps >= cap * steps_per_epoch else "valid stopped improving (patience)"
+            lines.append(f"| {name} | {seed} | {best / steps_per_epoch:.0f} | {trained:.0f} | {why} |")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("dataset", choices=["meld", "ravdess"])
@@ -143,12 +177,19 @@ def main() -> None:
     ap.add_argument("--meld", type=Path, default=SHARED / "meld")
     ap.add_argument("--ravdess", type=Path, default=Path("/tmp/ravdess_custom"), help="ravdess_anchors.py --out DIR")
     ap.add_argument("--seeds", default="1111")
+    ap.add_argument("--converge", action="store_true", help="each model until valid stops improving (see above)")
+    ap.add_argument("--llm-seeds", default=None, help="--converge: seeds of the LLM models (default: --seeds)")
+    ap.add_argument("--llm-epochs", type=int, default=15, help="--converge: epoch cap of the LLM models")
+    ap.add_argument("--patience", type=int, default=3, help="--converge: LLM models' epochs without improvement")
+    ap.add_argument("--baseline-epochs", type=int, default=150, help="--converge: epoch cap of late_fusion / mult")
+    ap.add_argument("--baseline-patience", type=int, default=15, help="--converge: their epochs without improvement")
     ap.add_argument("--smoke", action="store_true", help="tiny LLM, 16 train samples, 2 steps: checks the script")
     args = ap.parse_args()
     outside_repo(args.work)
     backend, steps = llm_budget(args.smoke, args.steps)
-    tag = f"{args.dataset}{'_smoke' if args.smoke else ''}"
-    section = Section(f"quality_{tag}", f"Quality on real data: {args.dataset.upper()}")
+    tag = f"{args.dataset}{'_converged' if args.converge else ''}{'_smoke' if args.smoke else ''}"
+    title = f"Quality on real data: {args.dataset.upper()}{', each model trained to convergence' if args.converge else ''}"
+    section = Section(f"quality_{tag}", title)
     if args.dataset == "meld":
         path = write_meld(args.meld, args.work / "data" / "meld")
         text_source = "llm"
@@ -165,15 +206,34 @@ def main() -> None:
         if m in overrides and args.dataset == "meld":
             overrides[m].append("model.text_source=sentence")  # no LLM: a MiniLM sentence vector is their text
     seeds = [int(s) for s in args.seeds.split(",")]
-    results = train_models(base, overrides, args.work / "runs" / tag, seeds)
-    dataset = next(iter(results.values())).result.datasets[0]
+    llm_seeds = [int(s) for s in (args.llm_seeds or args.seeds).split(",")]
+    results = {}
+    for m in wanted:
+        if args.converge:
+            overrides[m] += converge_overrides(m, args)
+        own_seeds = llm_seeds if m in LLM_MODELS else seeds
+        results.update(train_models(base, {m: overrides[m]}, args.work / "runs" / tag, own_seeds))
+    first = next(iter(results.values())).result
+    dataset = first.datasets[0]
     section.add(*erc_rows(results, dataset, DESCRIPTIONS, majority=True))
+    if args.converge:
+        from egmf.training.data import load_training_data
+        from egmf.config import config_from_dict
+
+        n_train = len(load_training_data(config_from_dict({**base, "name": "x"}).data, "none").splits["train"])
+        section.add(*stopping_lines(results, -(-n_train // 8), args))
+        budget = (f"until valid stops improving: one evaluation per epoch, patience {args.patience} epochs / cap "
+                  f"{args.llm_epochs} epochs (LLM models, seeds {','.join(map(str, llm_seeds))}), patience "
+                  f"{args.baseline_patience} / cap {args.baseline_epochs} (late_fusion, mult, seeds {args.seeds}); the "
+                  "checkpoint of the best valid epoch is scored on test; each model's own rates and schedule "
+                  "(cosine over the cap)")
+    else:
+        budget = (f"{steps} optimiser steps at batch 8 per model (``train.max_steps``), checkpoint chosen on valid "
+                  f"every {max(1, steps // 3)} steps; seeds {args.seeds}")
     section.add("", f"Run folders (configs, checkpoints, predictions): `{args.work / 'runs' / tag}`.")
     section.write([
         f"data: {note}",
-        f"budget: {steps} optimiser steps at batch 8 per model (``train.max_steps``), checkpoint chosen on valid "
-        f"every {max(1, steps // 3)} steps; seeds {args.seeds}; LLM {backend}"
-        f"{' (bf16 autocast)' if backend != 'tiny' else ''}, LoRA r=8, K=4",
+        f"budget: {budget}; LLM {backend}{' (bf16 autocast)' if backend != 'tiny' else ''}, LoRA r=8, K=4",
         "metrics: scikit-learn weighted F1 / macro F1 / accuracy (fractions) on the test split named above",
         reuse_note(results),
     ])
