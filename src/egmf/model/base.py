@@ -25,12 +25,15 @@ class FusionOutput:
     expert, in ``expert_names`` order) and ``"modality.<expert>"`` (level 1, one weight per modality, in
     ``egmf.data.schema.MODALITIES`` order).
     ``aux_loss``: the optional gate-balance regulariser (a scalar), already scaled by its weight.
+    ``fused``: ``[B, d]`` the gated mix of the experts (what the pseudo-token queries start from), for a head
+    that supervises the fusion directly (EGMF's ``model.fusion_head_weight``).
     """
 
     tokens: torch.Tensor
     gates: dict[str, torch.Tensor] = field(default_factory=dict)
     aux_loss: torch.Tensor | None = None
     expert_names: tuple[str, ...] = ()
+    fused: torch.Tensor | None = None
 
 
 @dataclass

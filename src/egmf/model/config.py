@@ -134,6 +134,15 @@ class ModelConfig:
             "is 1; 'none' = every sample 1. MSA samples weigh 1"
         },
     )
+    fusion_head_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "a linear head per dataset on the fusion's gated vector, trained on the label (cross-entropy for "
+            "ERC; for MSA the absolute error of the score scaled to [-1, 1] by the range), its loss added to the LM "
+            "loss at this weight: the fusion learns from the label directly while the visibility gate still hides "
+            "its slots from the LLM; the LLM still writes every answer. 0 = off (no head)"
+        },
+    )
     label_scoring: LabelScoring = field(
         default="first",
         metadata={
@@ -148,6 +157,8 @@ class ModelConfig:
         check_choices(self, "model")
         if not self.pseudo_residual_scale > 0:
             raise ConfigError(f"model.pseudo_residual_scale: expected > 0, got {self.pseudo_residual_scale}")
+        if not self.fusion_head_weight >= 0:
+            raise ConfigError(f"model.fusion_head_weight: expected a weight >= 0, got {self.fusion_head_weight}")
         if not -50.0 <= self.pseudo_gate_init <= 50.0:
             raise ConfigError(f"model.pseudo_gate_init: expected a logit in [-50, 50], got {self.pseudo_gate_init}")
         if self.max_utterance_tokens < 1:

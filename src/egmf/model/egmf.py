@@ -74,6 +74,40 @@ class SlotVisibility(nn.Module):
         return F.logsigmoid(self.logits())
 
 
+class FusionHeads(nn.Module):
+    """One linear head per dataset on the fusion's gated vector ``fused [B, d]``, trained on the label: label
+    logits (ERC, cross-entropy) or a score in units of the half range (MSA, absolute error against the score mapped
+    to [-1, 1]). Its loss reaches the fusion whatever the LLM makes of the slots, which the visibility gate hides
+    at the start: without it the fusion learns only through that nearly closed gate."""
+
+    def __init__(self, d_model: int, infos: dict[str, DatasetInfo]):
+        super().__init__()
+        self.infos = dict(infos)
+        self.names = list(self.infos)
+        self.heads = nn.ModuleList(nn.Linear(d_model, len(i.labels) if i.task == "erc" else 1) for i in infos.values())
+
+    def loss(self, fused: torch.Tensor, samples: list[Sample]) -> torch.Tensor:
+        """The mean over the labelled samples of their head loss (fp32, outside any autocast)."""
+        total, n = fused.new_zeros((), dtype=torch.float32), 0
+        with torch.autocast(device_type=fused.device.type, enabled=False):
+            for head, name in zip(self.heads, self.names):
+                rows = [i for i, s in enumerate(samples) if s.dataset == name and s.label is not None]
+                if not rows:
+                    continue
+                out = head(fused[rows].float())
+                info = self.infos[name]
+                if info.task == "erc":
+                    target = torch.tensor([info.labels.index(str(samples[i].label)) for i in rows], device=out.device)
+                    total = total + F.cross_entropy(out, target, reduction="sum")
+                else:
+                    lo, hi = info.score_range
+                    y = torch.tensor([float(samples[i].label) for i in rows], device=out.device)
+                    target = ((y - (lo + hi) / 2) / ((hi - lo) / 2)).clamp(-1.0, 1.0)
+                    total = total + (out.squeeze(-1) - target).abs().sum()
+                n += len(rows)
+        return total / max(n, 1)
+
+
 def anchor_rows(weight: torch.Tensor, k: int, exclude=(), seed: int = 0) -> torch.Tensor:
     """K distinct, typical rows of an embedding matrix: drawn (seeded) among the tokens whose cosine with the mean
     embedding lies between its quartiles, leaving out ``exclude`` (special tokens). Returns their ids ``[K]``."""
@@ -170,6 +204,9 @@ class EGMF(nn.Module):
                     f"EGMF: the fusion emits {self.fusion.num_tokens} pseudo tokens but the prompt has "
                     f"{self.prompts.k} slots for them; both must be model.fusion.num_pseudo_tokens"
                 )
+        self.fusion_heads = None
+        if self.fusion is not None and cfg.fusion_head_weight > 0:
+            self.fusion_heads = FusionHeads(cfg.fusion.d_model, self.infos)
         self.llm = wrap_with_lora(llm, cfg.lora, cfg.llm.gradient_checkpointing)
         cast_frozen_linears(self.llm, resolve_frozen_dtype(cfg.llm))
         self._answers: dict[tuple[str, str], list[int]] = {}
@@ -343,6 +380,9 @@ class EGMF(nn.Module):
         s = self.score(batch)
         task_loss = self.answer_loss(s.token_loss, s.targets, self.sample_weights(batch.samples))
         aux = s.fusion.aux_loss if s.fusion is not None else None
+        if self.fusion_heads is not None and s.fusion.fused is not None:
+            head = self.fusion_heads.loss(s.fusion.fused, batch.samples) * self.cfg.fusion_head_weight
+            aux = head if aux is None else aux + head
         loss = task_loss + aux if aux is not None else task_loss
         gates = s.fusion.gates if s.fusion is not None else {}
         return ModelOutput(loss=loss, task_loss=task_loss.detach(), aux_loss=aux, gates=gates)
@@ -484,16 +524,20 @@ class EGMF(nn.Module):
         groups["fusion"] = [p for p in self.fusion.parameters() if p.requires_grad] if self.fusion is not None else []
         if self.visibility is not None:
             groups["fusion"] += list(self.visibility.parameters())
+        if self.fusion_heads is not None:
+            groups["fusion"] += list(self.fusion_heads.parameters())
         return groups
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """LoRA weights, the whole fusion state (parameters and buffers) and the slot visibility gate, detached
-        copies."""
+        """LoRA weights, the whole fusion state (parameters and buffers), the slot visibility gate and the fusion
+        heads, detached copies."""
         state = {f"llm.{n}": p.detach().clone() for n, p in self.llm.named_parameters() if p.requires_grad}
         if self.fusion is not None:
             state.update({f"fusion.{k}": v.detach().clone() for k, v in self.fusion.state_dict().items()})
         if self.visibility is not None:
             state.update({f"visibility.{k}": v.detach().clone() for k, v in self.visibility.state_dict().items()})
+        if self.fusion_heads is not None:
+            state.update({f"fusion_heads.{k}": v.detach().clone() for k, v in self.fusion_heads.state_dict().items()})
         return state
 
     def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
@@ -502,7 +546,7 @@ class EGMF(nn.Module):
         if missing or unexpected:
             raise ConfigError(
                 f"trainable state: does not match this model (check model settings: K, LoRA rank/targets, experts, "
-                f"text_source, pseudo_visibility); missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
+                f"text_source, pseudo_visibility, fusion_head_weight); missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
                 f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}"
             )
         params = dict(self.llm.named_parameters())
@@ -514,6 +558,8 @@ class EGMF(nn.Module):
             self.fusion.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("fusion.")})
         if self.visibility is not None:
             self.visibility.load_state_dict({k[11:]: v for k, v in state.items() if k.startswith("visibility.")})
+        if self.fusion_heads is not None:
+            self.fusion_heads.load_state_dict({k[13:]: v for k, v in state.items() if k.startswith("fusion_heads.")})
 
 
 def weighted_median(values: list[float], probs: torch.Tensor) -> float:

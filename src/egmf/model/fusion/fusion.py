@@ -72,7 +72,7 @@ class ExpertFusion(nn.Module):
         memory = torch.cat([expert_vecs[e] for e in self.expert_names], 1)  # [B, E*3, d], expert-major
         out = self.projector(memory, joint.flatten(1), fused)
         aux = balance * self.cfg.gate_balance_weight if self.cfg.gate_balance_weight > 0 else balance.new_zeros(())
-        return FusionOutput(tokens=out, gates=gates, aux_loss=aux, expert_names=self.expert_names)
+        return FusionOutput(tokens=out, gates=gates, aux_loss=aux, expert_names=self.expert_names, fused=fused)
 
     def forward_batch(self, batch: Batch) -> FusionOutput:
         """Fuse a collated :class:`~egmf.data.collate.Batch` (each sample's ``dataset`` is its source)."""
