@@ -49,7 +49,10 @@ DESCRIPTIONS = {
     "llm_text": "SmolLM2 + LoRA on the prompt alone (no fusion)",
     "late_fusion": "late-fusion MLP (no LLM)",
     "mult": "MulT-style cross-modal transformer (no LLM)",
+    "egmf_fusion_head": "EGMF with model.fusion_head_weight=0.5 (a label head on the fused vector)",
 }
+# Rows that are a registered model with settings changed: name -> the overrides that make it.
+VARIANTS = {"egmf_fusion_head": ["model.name=egmf", "model.fusion_head_weight=0.5"]}
 
 
 MELD_SETUP = ("MELD train minus held-out train dialogues (checkpoint selection: as many whole dialogues as dev has, "
@@ -143,7 +146,7 @@ def base_config(path: Path, steps: int, backend: str, text_source: str, smoke: b
     return cfg
 
 
-LLM_MODELS = ("egmf", "llm_text", "egmf_mean_gate")
+LLM_MODELS = ("egmf", "llm_text", "egmf_mean_gate", *VARIANTS)
 
 
 def converge_overrides(model: str, args) -> list[str]:
@@ -201,7 +204,7 @@ def main() -> None:
                 "audio = Whisper tiny.en encoder frames, text = MiniLM token vectors of the statement")
     base = base_config(path, steps, backend, text_source, args.smoke)
     wanted = [m for m in args.models.split(",") if m]
-    overrides = {m: [f"model.name={m}"] for m in wanted}
+    overrides = {m: list(VARIANTS.get(m, [f"model.name={m}"])) for m in wanted}
     for m in ("late_fusion", "mult"):
         if m in overrides and args.dataset == "meld":
             overrides[m].append("model.text_source=sentence")  # no LLM: a MiniLM sentence vector is their text

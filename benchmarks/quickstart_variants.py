@@ -25,6 +25,10 @@ VARIANTS = {
     "default": ([], "the defaults: visibility gate at g = -6 (sigmoid 0.0025)"),
     "gate_init_-2": (["model.pseudo_gate_init=-2"], "visibility gate at g = -2 (sigmoid 0.12)"),
     "open": (["model.pseudo_visibility=open"], "no visibility gate: the slots are ordinary tokens"),
+    "fusion_head": (["model.fusion_head_weight=0.5"],
+                    "a linear head on the fused vector trained on the label, loss weight 0.5 (gate at -6)"),
+    "fusion_head_gate_-2": (["model.fusion_head_weight=0.5", "model.pseudo_gate_init=-2"],
+                            "the fusion head (0.5) and the visibility gate at g = -2"),
 }
 
 
@@ -45,6 +49,14 @@ def slot_visibility(run_dir: Path, seed: int) -> str:
     return ", ".join(f"{v:.3f}" for v in torch.sigmoid(g).tolist())
 
 
+def expert_gate(run_dir: Path, seed: int) -> str:
+    """The level-2 gate's mean weight per expert over the test predictions, as the quickstart prints it."""
+    from egmf.evaluation.report import mean_gates, read_predictions
+
+    gates = mean_gates(read_predictions(run_dir / f"seed_{seed}" / "predictions_test.jsonl")).get("expert", {})
+    return ", ".join(f"{k} {v:.2f}" for k, v in gates.items()) or "-"
+
+
 def main() -> None:
     from egmf.cli.quickstart import generate_data, quickstart_config
     from egmf.typed_config import to_dict
@@ -53,11 +65,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=120, help="optimiser steps (the quickstart's default)")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--work", type=Path, default=Path("/tmp/egmf_quickstart_variants"), help="outside the repo")
+    ap.add_argument("--section", default="quickstart_variants",
+                    help="results/<section>.md to write (a new name keeps an earlier table of other variants)")
     ap.add_argument("--smoke", action="store_true", help="tiny LLM, 2 steps: checks the script")
     args = ap.parse_args()
     outside_repo(args.work)
     backend, steps = llm_budget(args.smoke, args.steps)
-    tag = f"quickstart_variants{'_smoke' if args.smoke else ''}"
+    tag = f"{args.section}{'_smoke' if args.smoke else ''}"
     section = Section(tag, "The quickstart's run with variants of the pseudo tokens' start (generated data)")
     data_dir = args.work / "data"
     generate_data(data_dir, "tiny" if args.smoke else "small")
@@ -75,6 +89,7 @@ def main() -> None:
             "MOSEI Corr": f"{mosei['corr']:.3f}",
             "MOSEI verdict": "beats" if mosei["mae"] < mosei["baseline"]["mae"] else "does not beat",
             "slot visibility after training": slot_visibility(t.result.run_dir, 1111),
+            "expert gate (test mean)": expert_gate(t.result.run_dir, 1111),
             "train s": f"{t.result.train_seconds:.0f}",
         })
     from egmf.evaluation.aggregate import to_markdown

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from egmf.evaluation.report import gate_arrays, gate_names, mean_gates, write_predictions
+from egmf.evaluation.report import gate_arrays, gate_names, mean_gates, read_predictions, write_predictions
 from egmf.model.base import Prediction
 
 GATES = {"expert": [0.75, 0.25], "modality.local": [0.2, 0.3, 0.5], "modality.global": [0.0, 0.5, 0.5]}
@@ -27,6 +27,10 @@ def test_write_predictions_writes_one_json_line_per_prediction_without_empty_fie
          "generated": "-0.4 分", "parsed": True},
     ]
     assert "分" in lines[1]  # written as UTF-8, not escaped
+    back = read_predictions(path)
+    assert [(p.id, p.prediction, p.score, p.generated, p.gates) for p in back] == [
+        ("a", "joy", None, None, GATES), ("b", -0.4, -0.4, "-0.4 分", {})]
+    assert back[0].probabilities == {"joy": 0.75, "sad": 0.25}
 
 
 def test_gate_names_are_the_experts_in_order_or_the_modalities():

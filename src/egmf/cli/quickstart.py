@@ -89,7 +89,7 @@ def quickstart(
 ) -> None:
     """Generate data, train EGMF on it, print metrics against the baseline, and predict a few samples."""
     from egmf.evaluation.evaluate import predict_samples
-    from egmf.evaluation.report import mean_gates
+    from egmf.evaluation.report import mean_gates, read_predictions
     from egmf.training import checkpoint as ckpt
     from egmf.training.data import load_training_data
     from egmf.experiments.run import run
@@ -135,15 +135,6 @@ def quickstart(
         f"\nnext: egmf predict --checkpoint {best} --dataset meld --path {data_dir / 'meld'} --limit 5\n"
         f"      tensorboard --logdir {seed_dir / 'tensorboard'}"
     )
-
-
-def read_predictions(path: Path) -> list:
-    """The predictions a run wrote, one JSON line each (``egmf.evaluation.report.write_predictions``)."""
-    import json
-
-    from egmf.model.base import Prediction
-
-    return [Prediction(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
 def _verdict(dataset: str, m: dict) -> str:

@@ -65,6 +65,11 @@ def write_predictions(preds: list[Prediction], path: Path) -> None:
             f.write(json.dumps(_jsonable(p.to_json()), ensure_ascii=False) + "\n")
 
 
+def read_predictions(path: Path) -> list[Prediction]:
+    """The predictions :func:`write_predictions` wrote, one JSON line each."""
+    return [Prediction(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
 def _jsonable(obj):
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}
