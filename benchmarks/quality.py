@@ -210,21 +210,12 @@ def main() -> None:
             overrides[m].append("model.text_source=sentence")  # no LLM: a MiniLM sentence vector is their text
     seeds = [int(s) for s in args.seeds.split(",")]
     llm_seeds = [int(s) for s in (args.llm_seeds or args.seeds).split(",")]
-    results = {}
-    for m in wanted:
-        if args.converge:
-            overrides[m] += converge_overrides(m, args)
-        own_seeds = llm_seeds if m in LLM_MODELS else seeds
-        results.update(train_models(base, {m: overrides[m]}, args.work / "runs" / tag, own_seeds))
-    first = next(iter(results.values())).result
-    dataset = first.datasets[0]
-    section.add(*erc_rows(results, dataset, DESCRIPTIONS, majority=True))
+    n_train = None
     if args.converge:
-        from egmf.training.data import load_training_data
         from egmf.config import config_from_dict
+        from egmf.training.data import load_training_data
 
         n_train = len(load_training_data(config_from_dict({**base, "name": "x"}).data, "none").splits["train"])
-        section.add(*stopping_lines(results, -(-n_train // 8), args))
         budget = (f"until valid stops improving: one evaluation per epoch, patience {args.patience} epochs / cap "
                   f"{args.llm_epochs} epochs (LLM models, seeds {','.join(map(str, llm_seeds))}), patience "
                   f"{args.baseline_patience} / cap {args.baseline_epochs} (late_fusion, mult, seeds {args.seeds}); the "
@@ -233,14 +224,31 @@ def main() -> None:
     else:
         budget = (f"{steps} optimiser steps at batch 8 per model (``train.max_steps``), checkpoint chosen on valid "
                   f"every {max(1, steps // 3)} steps; seeds {args.seeds}")
-    section.add("", f"Run folders (configs, checkpoints, predictions): `{args.work / 'runs' / tag}`.")
-    section.write([
-        f"data: {note}",
-        f"budget: {budget}; LLM {backend}{' (bf16 autocast)' if backend != 'tiny' else ''}, LoRA r=8, K=4",
-        "metrics: scikit-learn weighted F1 / macro F1 / accuracy (fractions) on the test split named above",
-        reuse_note(results),
-    ])
+    results = {}
 
+    def write() -> None:
+        """The section as it stands: written after every model, so a stopped sweep leaves what it measured."""
+        dataset = next(iter(results.values())).result.datasets[0]
+        section.lines = list(erc_rows(results, dataset, DESCRIPTIONS, majority=True))
+        if n_train is not None:
+            section.add(*stopping_lines(results, -(-n_train // 8), args))
+        left = [m for m in wanted if m not in results]
+        if left:
+            section.add("", f"Not trained yet (the sweep was stopped or is running): {', '.join(left)}.")
+        section.add("", f"Run folders (configs, checkpoints, predictions): `{args.work / 'runs' / tag}`.")
+        section.write([
+            f"data: {note}",
+            f"budget: {budget}; LLM {backend}{' (bf16 autocast)' if backend != 'tiny' else ''}, LoRA r=8, K=4",
+            "metrics: scikit-learn weighted F1 / macro F1 / accuracy (fractions) on the test split named above",
+            reuse_note(results),
+        ])
+
+    for m in wanted:
+        if args.converge:
+            overrides[m] += converge_overrides(m, args)
+        own_seeds = llm_seeds if m in LLM_MODELS else seeds
+        results.update(train_models(base, {m: overrides[m]}, args.work / "runs" / tag, own_seeds))
+        write()
 
 if __name__ == "__main__":
     main()

@@ -4,9 +4,11 @@ with a changed config, and several seeds give mean and std rows."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import pytest
+import yaml
 
 from egmf.errors import RunFolderExistsError
 from egmf.training import checkpoint as ckpt
@@ -52,6 +54,24 @@ def test_resume_with_a_changed_config_is_refused(tiny_data, tmp_path):
     run(make_config(tiny_data, tmp_path, epochs=1))
     with pytest.raises(RunFolderExistsError, match=r"changed: train\.lr_fusion"):
         run(make_config(tiny_data, tmp_path, epochs=1, lr_fusion=0.5), resume=True)
+
+
+def test_resume_accepts_a_config_saved_before_a_field_with_its_default_existed(tiny_data, tmp_path):
+    """A field added to the config since the run was made (here model.fusion_head_weight, at its default) is no
+    change; the same field set to another value is."""
+    from egmf.typed_config import read_yaml
+
+    cfg = make_config(tiny_data, tmp_path, epochs=1)
+    run(cfg)
+    saved = tmp_path / "t" / "config.yaml"
+    old = read_yaml(saved)
+    del old["model"]["fusion_head_weight"]
+    saved.write_text(yaml.safe_dump(old), encoding="utf-8")
+    run(cfg, resume=True)  # the finished seed is read back
+    saved.write_text(yaml.safe_dump(old), encoding="utf-8")
+    changed = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, fusion_head_weight=0.5))
+    with pytest.raises(RunFolderExistsError, match=r"changed: model\.fusion_head_weight"):
+        run(changed, resume=True)
 
 
 def test_several_seeds_give_mean_and_std_rows(tiny_data, tmp_path):

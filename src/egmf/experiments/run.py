@@ -43,7 +43,7 @@ def prepare_run_dir(cfg: RunConfig, resume: bool) -> Path:
         if saved.is_file():
             from egmf.typed_config import read_yaml
 
-            before, now = _comparable(read_yaml(saved)), _comparable(to_dict(cfg))
+            before, now = _comparable(_resolved(read_yaml(saved))), _comparable(to_dict(cfg))
             if before != now:
                 changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
                 raise RunFolderExistsError(
@@ -53,6 +53,18 @@ def prepare_run_dir(cfg: RunConfig, resume: bool) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, saved)
     return run_dir
+
+
+def _resolved(saved: dict) -> dict:
+    """A saved config with every field it lacks at its default: a field added to the config since the run was
+    made, left at the default that keeps the old behaviour, is no change. As saved if it no longer validates."""
+    from egmf.config import config_from_dict
+    from egmf.errors import ConfigError
+
+    try:
+        return to_dict(config_from_dict(saved))
+    except (ConfigError, TypeError, ValueError):
+        return saved
 
 
 def _comparable(d: dict, prefix: str = "") -> dict:
