@@ -121,8 +121,8 @@ def test_table_reports_mean_and_population_std_over_seeds(tmp_path, md_cells):
     base = config_from_dict(tiny_base(tmp_path, tmp_path / "runs"))
     results, out = run_ablations(base, seeds=[1, 2], only=["full", "k1"], runner=runner, log=lambda _: None)
     table = md_cells((out / "ablation.md").read_text(encoding="utf-8"))
-    assert table[0] == ["variant", "overrides", "Acc", "w-F1", "macro-F1", "train s"]
-    assert table[2] == ["full", "-", "50.00 ± 10.00", "60.00 ± 10.00", "10.00 ± 0.00", "15.0"]
+    assert table[0] == ["variant", "overrides", "Acc", "w-F1", "macro-F1", "expert gate (test mean)", "train s"]
+    assert table[2] == ["full", "-", "50.00 ± 10.00", "60.00 ± 10.00", "10.00 ± 0.00", "-", "15.0"]
     assert table[3][:2] == ["k1", "model.fusion.num_pseudo_tokens=1"]
     rows = list(csv.DictReader((out / "ablation.csv").open(encoding="utf-8")))
     assert [r["variant"] for r in rows] == ["full", "k1"]
@@ -152,8 +152,13 @@ def test_runner_writes_one_run_folder_per_variant_and_one_table(ablated, md_cell
     assert "## meld" in md
     assert [row[:2] for row in md_cells(md)[2:]] == [
         ["full", "-"], ["no_expert_gate", "model.fusion.expert_gating=false"], ["lora_r4 (= full)", "model.lora.r=4"]]
+    # The expert gate's test mean: one weight per expert, summing to 1 (the test predictions of the run).
+    gate = md_cells(md)[2][-2]
+    weights = {name: float(w) for name, w in (part.split() for part in gate.split(", "))}
+    assert set(weights) == set(base.model.fusion.active_experts) and sum(weights.values()) == pytest.approx(1, abs=0.02)
     rows = list(csv.DictReader((folder / "ablation.csv").open(encoding="utf-8")))
     assert [r["variant"] for r in rows] == ["full", "no_expert_gate", "lora_r4"]
+    assert rows[0]["expert_gate"] == gate
     assert all(0.0 <= float(r["weighted_f1_mean"]) <= 1.0 and float(r["train_seconds"]) >= 0 for r in rows)
 
 

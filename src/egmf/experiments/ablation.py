@@ -160,6 +160,20 @@ def family_of(metrics: dict) -> str:
     raise ValueError(f"no metric family matches keys {sorted(metrics)}")
 
 
+def expert_gate_cell(run: RunResult, dataset: str) -> str:
+    """The level-2 gate's mean weight per expert over ``dataset``'s test predictions of every seed ("-" for a
+    model without that gate): whether a variant spreads its weight or collapses onto one expert."""
+    from egmf.evaluation.report import mean_gates, read_predictions
+
+    preds = []
+    for seed in run.seeds:
+        path = run.run_dir / f"seed_{seed}" / "predictions_test.jsonl"
+        if path.is_file():
+            preds += [p for p in read_predictions(path) if p.dataset == dataset]
+    weights = mean_gates(preds).get("expert", {}) if preds else {}
+    return ", ".join(f"{k} {v:.2f}" for k, v in weights.items()) or "-"
+
+
 def table_rows(results: list[VariantResult]) -> list[dict]:
     """One row per (variant, dataset): metric means and stds, seeds, train seconds, provenance."""
     rows = []
@@ -170,6 +184,7 @@ def table_rows(results: list[VariantResult]) -> list[dict]:
                 "overrides": "; ".join(r.overrides), "seeds": len(r.run.seeds),
                 "train_seconds": r.run.train_seconds, "same_as": r.same_as or "",
                 "run_dir": str(r.run.run_dir), "summary": summary,
+                "expert_gate": expert_gate_cell(r.run, dataset),
             })
     return rows
 
@@ -181,7 +196,8 @@ def write_table(results: list[VariantResult], out_dir: Path, seeds: list[int]) -
         "# Ablations",
         "",
         f"Test metrics, mean ± std over seeds {', '.join(map(str, seeds))} (population std, as MMSA). "
-        "Accuracies and F1 in percent; MAE and Corr raw. Train time: mean seconds per seed.",
+        "Accuracies and F1 in percent; MAE and Corr raw. Expert gate: the level-2 gate's mean weight per expert "
+        "over the test predictions. Train time: mean seconds per seed.",
         "",
     ]
     csv_rows = []
@@ -190,12 +206,13 @@ def write_table(results: list[VariantResult], out_dir: Path, seeds: list[int]) -
         cells = [
             {"variant": r["variant"] + (f" (= {r['same_as']})" if r["same_as"] else ""),
              "overrides": r["overrides"] or "-", **metric_cells(r["summary"], r["family"]),
+             "expert gate (test mean)": r["expert_gate"],
              "train s": "nan" if math.isnan(r["train_seconds"]) else f"{r['train_seconds']:.1f}"}
             for r in group
         ]
         md += [f"## {dataset}", "", to_markdown(pd.DataFrame(cells), labels=2), ""]
         csv_rows += [{k: r[k] for k in ("variant", "dataset", "overrides", "seeds", "train_seconds", "same_as",
-                                        "run_dir")} | metric_numbers(r["summary"], r["family"]) for r in group]
+                                        "expert_gate", "run_dir")} | metric_numbers(r["summary"], r["family"]) for r in group]
     md_path, csv_path = out_dir / "ablation.md", out_dir / "ablation.csv"
     write_text_atomic(md_path, "\n".join(md))
     write_csv(pd.DataFrame(csv_rows), csv_path)
