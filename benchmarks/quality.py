@@ -159,7 +159,8 @@ def converge_overrides(model: str, args) -> list[str]:
 
 def stopping_lines(results, steps_per_epoch: int, args) -> list[str]:
     """Per model and seed: the epoch of the best valid score, the epochs trained, stopped early or capped."""
-    lines = ["", "| model | seed | best epoch | epochs trained | why it stopped |", "|---|---:|---:|---:|---|"]
+    lines = ["", "| model | seed | best epoch | epochs trained | why it stopped | valid w-F1 | valid Acc |",
+             "|---|---:|---:|---:|---|---:|---:|"]
     for name, t in results.items():
         cap = args.llm_epochs if name in LLM_MODELS else args.baseline_epochs
         for seed, r in t.result.seeds.items():
@@ -167,7 +168,9 @@ def stopping_lines(results, steps_per_epoch: int, args) -> list[str]:
             best, steps = int(tr.get("best_step", -1)), int(tr.get("steps", 0))
             trained = steps / steps_per_epoch
             why = "hit the epoch cap" if steps >= cap * steps_per_epoch else "valid stopped improving (patience)"
-            lines.append(f"| {name} | {seed} | {best / steps_per_epoch:.0f} | {trained:.0f} | {why} |")
+            valid = next(iter(r.valid.values()), {})  # the best checkpoint's valid scores (what selected it)
+            cells = " | ".join(f"{valid[k]:.4f}" if k in valid else "-" for k in ("weighted_f1", "accuracy"))
+            lines.append(f"| {name} | {seed} | {best / steps_per_epoch:.0f} | {trained:.0f} | {why} | {cells} |")
     return lines
 
 
