@@ -49,16 +49,9 @@ def slot_visibility(run_dir: Path, seed: int) -> str:
     return ", ".join(f"{v:.3f}" for v in torch.sigmoid(g).tolist())
 
 
-def expert_gate(run_dir: Path, seed: int) -> str:
-    """The level-2 gate's mean weight per expert over the test predictions, as the quickstart prints it."""
-    from egmf.evaluation.report import mean_gates, read_predictions
-
-    gates = mean_gates(read_predictions(run_dir / f"seed_{seed}" / "predictions_test.jsonl")).get("expert", {})
-    return ", ".join(f"{k} {v:.2f}" for k, v in gates.items()) or "-"
-
-
 def main() -> None:
     from egmf.cli.quickstart import generate_data, quickstart_config
+    from egmf.experiments.ablation import expert_gate_cell
     from egmf.typed_config import to_dict
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -89,7 +82,7 @@ def main() -> None:
             "MOSEI Corr": f"{mosei['corr']:.3f}",
             "MOSEI verdict": "beats" if mosei["mae"] < mosei["baseline"]["mae"] else "does not beat",
             "slot visibility after training": slot_visibility(t.result.run_dir, 1111),
-            "expert gate (test mean)": expert_gate(t.result.run_dir, 1111),
+            "expert gate (test mean)": expert_gate_cell(t.result),
             "train s": f"{t.result.train_seconds:.0f}",
         })
     from egmf.evaluation.aggregate import to_markdown

@@ -160,16 +160,16 @@ def family_of(metrics: dict) -> str:
     raise ValueError(f"no metric family matches keys {sorted(metrics)}")
 
 
-def expert_gate_cell(run: RunResult, dataset: str) -> str:
-    """The level-2 gate's mean weight per expert over ``dataset``'s test predictions of every seed ("-" for a
-    model without that gate): whether a variant spreads its weight or collapses onto one expert."""
+def expert_gate_cell(run: RunResult, dataset: str | None = None) -> str:
+    """The level-2 gate's mean weight per expert over ``dataset``'s (None: every dataset's) test predictions of every
+    seed ("-" for a model without that gate): whether a variant spreads its weight or collapses onto one expert."""
     from egmf.evaluation.report import mean_gates, read_predictions
 
     preds = []
     for seed in run.seeds:
         path = run.run_dir / f"seed_{seed}" / "predictions_test.jsonl"
         if path.is_file():
-            preds += [p for p in read_predictions(path) if p.dataset == dataset]
+            preds += [p for p in read_predictions(path) if dataset is None or p.dataset == dataset]
     weights = mean_gates(preds).get("expert", {}) if preds else {}
     return ", ".join(f"{k} {v:.2f}" for k, v in weights.items()) or "-"
 

@@ -519,25 +519,22 @@ class EGMF(nn.Module):
         return answers
 
     # -- what training changes ------------------------------------------------------------------------------
+    def _trained_modules(self) -> dict[str, nn.Module]:
+        """The modules trained whole beside LoRA (the fusion, the slot visibility gate, the fusion heads), by their
+        attribute name: the prefix of their keys in the trainable state."""
+        named = {"fusion": self.fusion, "visibility": self.visibility, "fusion_heads": self.fusion_heads}
+        return {name: m for name, m in named.items() if m is not None}
+
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
-        groups = {"lora": lora_parameters(self.llm)}
-        groups["fusion"] = [p for p in self.fusion.parameters() if p.requires_grad] if self.fusion is not None else []
-        if self.visibility is not None:
-            groups["fusion"] += list(self.visibility.parameters())
-        if self.fusion_heads is not None:
-            groups["fusion"] += list(self.fusion_heads.parameters())
-        return groups
+        return {"lora": lora_parameters(self.llm),
+                "fusion": [p for m in self._trained_modules().values() for p in m.parameters() if p.requires_grad]}
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """LoRA weights, the whole fusion state (parameters and buffers), the slot visibility gate and the fusion
-        heads, detached copies."""
+        """LoRA weights and the whole state (parameters and buffers) of the fusion, the slot visibility gate and the
+        fusion heads, detached copies."""
         state = {f"llm.{n}": p.detach().clone() for n, p in self.llm.named_parameters() if p.requires_grad}
-        if self.fusion is not None:
-            state.update({f"fusion.{k}": v.detach().clone() for k, v in self.fusion.state_dict().items()})
-        if self.visibility is not None:
-            state.update({f"visibility.{k}": v.detach().clone() for k, v in self.visibility.state_dict().items()})
-        if self.fusion_heads is not None:
-            state.update({f"fusion_heads.{k}": v.detach().clone() for k, v in self.fusion_heads.state_dict().items()})
+        for name, module in self._trained_modules().items():
+            state.update({f"{name}.{k}": v.detach().clone() for k, v in module.state_dict().items()})
         return state
 
     def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
@@ -554,12 +551,9 @@ class EGMF(nn.Module):
             for k, v in state.items():
                 if k.startswith("llm."):
                     params[k[4:]].copy_(v)
-        if self.fusion is not None:
-            self.fusion.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("fusion.")})
-        if self.visibility is not None:
-            self.visibility.load_state_dict({k[11:]: v for k, v in state.items() if k.startswith("visibility.")})
-        if self.fusion_heads is not None:
-            self.fusion_heads.load_state_dict({k[13:]: v for k, v in state.items() if k.startswith("fusion_heads.")})
+        for name, module in self._trained_modules().items():
+            prefix = f"{name}."
+            module.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
 
 
 def weighted_median(values: list[float], probs: torch.Tensor) -> float:
