@@ -28,7 +28,7 @@ score stops improving, evaluated once per epoch, stopped after ``--patience`` (L
 ``--baseline-epochs`` epochs; the table says per model at which epoch it was best and whether it stopped or
 hit the cap. The LLM models may take fewer seeds (``--llm-seeds``) than the baselines (``--seeds``).
 
-Writes ``benchmarks/results/quality_<dataset>.md`` (``quality_<dataset>_converged.md`` with ``--converge``).
+Writes ``benchmarks/results/quality_<dataset>.md`` (``quality_<dataset>_converged.md`` with ``--converge``; ``_TAG`` appended with ``--tag``).
 """
 
 from __future__ import annotations
@@ -190,12 +190,14 @@ def main() -> None:
     ap.add_argument("--baseline-epochs", type=int, default=150, help="--converge: epoch cap of late_fusion / mult")
     ap.add_argument("--baseline-patience", type=int, default=15, help="--converge: their epochs without improvement")
     ap.add_argument("--smoke", action="store_true", help="tiny LLM, 16 train samples, 2 steps: checks the script")
+    ap.add_argument("--tag", default="", help="write results/quality_<dataset>[_converged]_TAG.md (a subset of models "
+                    "or more seeds beside the main table); the run folders are shared, so finished seeds are reused")
     args = ap.parse_args()
     outside_repo(args.work)
     backend, steps = llm_budget(args.smoke, args.steps)
     tag = f"{args.dataset}{'_converged' if args.converge else ''}{'_smoke' if args.smoke else ''}"
     title = f"Quality on real data: {args.dataset.upper()}{', each model trained to convergence' if args.converge else ''}"
-    section = Section(f"quality_{tag}", title)
+    section = Section(f"quality_{tag}{'_' + args.tag if args.tag else ''}", title)
     if args.dataset == "meld":
         path = write_meld(args.meld, args.work / "data" / "meld")
         text_source = "llm"

@@ -18,6 +18,7 @@ from egmf.features.config import ExtractSettings
     ({"lang": "zh", "whisper": "tiny.en"}, "tiny.en is English-only"),
     ({"transcribe": "always"}, "transcribe: invalid value 'always'; valid choices: auto, never"),
     ({"fps": 0}, "must be positive"),
+    ({"sentence_encoder": "labse"}, "sentence_encoder: invalid value 'labse'; valid choices: auto, minilm, "),
 ])
 def test_settings_reject_bad_values(kwargs, message):
     with pytest.raises(ConfigError, match=message):
@@ -43,3 +44,23 @@ def test_saved_settings_are_read_through_typed_config(saved, message):
     """Saved settings (extract_report.json) get the checks and error format of every other config."""
     with pytest.raises(ConfigError, match=message):
         ExtractSettings.from_dict(saved)
+
+
+@pytest.mark.parametrize("kwargs, encoder", [
+    ({}, "minilm"),
+    ({"lang": "zh"}, "multilingual-e5-small"),  # MiniLM is English-only
+    ({"lang": "zh", "sentence_encoder": "minilm"}, "minilm"),  # a choice is kept
+    ({"lang": "en", "sentence_encoder": "multilingual-e5-small"}, "multilingual-e5-small"),
+    ({"lang": "zh", "text_features": "none"}, None),  # no text arrays: no encoder is saved
+])
+def test_the_sentence_encoder_follows_the_language_and_is_saved_resolved(kwargs, encoder):
+    s = ExtractSettings(**kwargs)
+    assert s.sentence_encoder == encoder
+    assert s.to_dict()["sentence_encoder"] == encoder and ExtractSettings.from_dict(s.to_dict()) == s
+
+
+def test_settings_saved_before_the_sentence_encoder_existed_read_back_as_minilm():
+    """Every extraction before the setting wrote MiniLM arrays, Chinese included: that is what they hold."""
+    old = {k: v for k, v in ExtractSettings(lang="zh").to_dict().items() if k != "sentence_encoder"}
+    assert ExtractSettings.from_dict(old).sentence_encoder == "minilm"
+    assert ExtractSettings.from_dict({**old, "text_features": "none"}).sentence_encoder is None

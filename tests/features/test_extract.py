@@ -12,7 +12,7 @@ import yaml
 
 from egmf.errors import RunFolderExistsError
 from egmf.features.config import ExtractSettings
-from egmf.features.extract import run_extraction
+from egmf.features.extract import STATE, run_extraction
 from egmf.features.layouts import read_layout
 
 from .conftest import FAST, _custom_input
@@ -85,6 +85,23 @@ def test_existing_features_are_never_overwritten_silently(extracted, tmp_path):
     with pytest.raises(RunFolderExistsError, match="not written by egmf extract"):
         run_extraction(items[:1], info, foreign, ExtractSettings(**FAST), progress=False)
     assert (foreign / "features" / "audio" / "x.npy").read_bytes() == b"user data"
+
+
+def test_a_folder_saved_before_the_sentence_encoder_setting_resumes_or_names_the_change(extracted, tmp_path):
+    _, items, info, out, _ = extracted
+    state = out / STATE / "settings.json"
+    saved = json.loads(state.read_text())
+    old = tmp_path / "old"
+    (old / STATE).mkdir(parents=True)
+    (old / STATE / "settings.json").write_text(json.dumps({k: v for k, v in saved.items()
+                                                                      if k != "sentence_encoder"}))
+    # English: the old folder meant MiniLM, today's default for English: it resumes.
+    again = run_extraction(items[:1], info, old, ExtractSettings(**FAST), progress=False)
+    assert again["counts"]["ok"] == 1
+    (old / STATE / "settings.json").write_text(json.dumps(
+        {**{k: v for k, v in saved.items() if k != "sentence_encoder"}, "lang": "zh", "whisper": "base"}))
+    with pytest.raises(RunFolderExistsError, match="sentence_encoder: 'minilm' -> 'multilingual-e5-small'"):
+        run_extraction(items[:1], info, old, ExtractSettings(**{**FAST, "lang": "zh"}), progress=False)
 
 
 def test_output_loads_as_a_custom_dataset(extracted):

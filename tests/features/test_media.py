@@ -35,3 +35,19 @@ def test_sample_from_media_gives_an_unlabelled_sample(media_dir):
     assert s.audio.shape[1] == 25 and s.vision.shape[1] == 139 and s.text_feats.shape[1] == 384
     with pytest.raises(ConfigError, match="at least one of video, audio or text"):
         sample_from_media()
+
+
+def test_chinese_text_gets_the_multilingual_sentence_vector():
+    """MiniLM reads Chinese as unknown pieces: a zh clip's text arrays come from multilingual-e5-small."""
+    import numpy as np
+
+    from egmf.features.text import sentence_embeddings
+
+    ex = ClipExtractor(ExtractSettings(lang="zh", audio_features=(), transcribe="never"))
+    clip = ex.extract(text="这本书写得太好了")
+    expected = sentence_embeddings(["这本书写得太好了"], encoder="multilingual-e5-small")
+    assert clip.text_feats.shape == (1, 384) and clip.pooled["sentence"].shape == (1, 384)
+    np.testing.assert_allclose(clip.text_feats, expected, atol=1e-6)
+    np.testing.assert_allclose(clip.pooled["sentence"], expected, atol=1e-6)
+    en = ClipExtractor(ExtractSettings(audio_features=(), transcribe="never")).extract(text="what a great book")
+    assert en.text_feats.shape[0] >= 3 and en.pooled["sentence"].shape == (1, 384)  # MiniLM token vectors

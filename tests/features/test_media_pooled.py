@@ -2,7 +2,8 @@
 fields the custom loader gives the same clip after ``egmf extract``: frames, text features and pooled sets.
 
 The extractor is replaced by a stand-in with fixed arrays, so the test checks the two paths, not openSMILE or
-Whisper (tests/features/test_media.py covers those); the sentence embedding is the real MiniLM (two texts).
+Whisper (tests/features/test_media.py covers those, and the sentence vector the real extractor adds); the
+stand-in's sentence vector is the real MiniLM one (two texts).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from egmf.features import extract as X
 from egmf.features.config import ExtractSettings
 from egmf.features.layouts import Item
 from egmf.features.media import ClipFeatures, sample_from_media
+from egmf.features.text import sentence_embeddings
 
 
 class StandIn:
@@ -27,6 +29,7 @@ class StandIn:
         clip.pooled["egemaps"] = rng.standard_normal((1, 88)).astype(np.float32)
         clip.pooled["whisper"] = rng.standard_normal((1, 12)).astype(np.float32)
         clip.text_feats = rng.standard_normal((4, 384)).astype(np.float32)
+        clip.pooled["sentence"] = sentence_embeddings([clip.text])  # as ClipExtractor.extract adds it
         return clip
 
 

@@ -23,7 +23,9 @@ def extract(
     whisper: str = typer.Option("", help="tiny.en, base or small (default: tiny.en for en, base for zh)"),
     transcribe: str = typer.Option("auto", help="auto: Whisper writes missing transcripts; never"),
     lang: str = typer.Option("", help="en or zh (default: the layout's language; custom: en)"),
-    text_features: str = typer.Option("sentence", help="sentence (MiniLM token vectors) or none"),
+    text_features: str = typer.Option("sentence", help="sentence (sentence-encoder vectors) or none"),
+    sentence_encoder: str = typer.Option("auto", help="auto (MiniLM for en, multilingual-e5-small for zh), "
+                                         "minilm or multilingual-e5-small"),
     fps: float = typer.Option(5.0, help="video frames per second analysed for faces"),
     overwrite: bool = typer.Option(False, help="delete features a different run left in --out"),
 ) -> None:
@@ -37,7 +39,7 @@ def extract(
         settings = ExtractSettings(
             audio_features=tuple(s.strip() for s in audio_features.split(",") if s.strip()),
             audio_main=audio_main, whisper=whisper, transcribe=transcribe, lang=lang or info["lang"],
-            text_features=text_features, fps=fps,
+            text_features=text_features, sentence_encoder=sentence_encoder, fps=fps,
         )
         info["lang"] = settings.lang
         report = run_extraction(items, info, out, settings, workers=workers, overwrite=overwrite,

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from egmf.errors import ConfigError
+from egmf.features.text import encoder_for
 from egmf.typed_config import check_choices
 from egmf.typed_config import from_dict as typed_from_dict
 
@@ -45,7 +46,14 @@ class ExtractSettings:
     lang: Literal["en", "zh"] = field(default="en", metadata={"help": "language of the speech and text: en or zh"})
     text_features: Literal["sentence", "none"] = field(
         default="sentence",
-        metadata={"help": "sentence: MiniLM token embeddings [T, 384] in features/text; none: no text arrays"},
+        metadata={"help": "sentence: the sentence encoder's vectors in features/text (MiniLM: its token vectors "
+                  "[T, 384]; multilingual-e5-small: the sentence vector [1, 384]) and features/pooled/sentence; "
+                  "none: no text arrays"},
+    )
+    sentence_encoder: Literal["auto", "minilm", "multilingual-e5-small"] | None = field(
+        default="auto",
+        metadata={"help": "text encoder of text_features=sentence: auto = MiniLM for en, multilingual-e5-small "
+                  "for zh (MiniLM is English-only)"},
     )
     sample_rate: int = field(default=16000, metadata={"help": "audio is resampled to this rate (Hz), mono"})
     n_mfcc: int = field(default=40, metadata={"help": "MFCC coefficients (librosa)"})
@@ -74,6 +82,10 @@ class ExtractSettings:
             )
         if not self.whisper:
             self.whisper = "tiny.en" if self.lang == "en" else "base"
+        if self.text_features == "none":
+            self.sentence_encoder = None
+        elif self.sentence_encoder in (None, "", "auto"):
+            self.sentence_encoder = encoder_for("auto", self.lang)
         if self.whisper == "tiny.en" and self.lang != "en" and self.transcribe == "auto":
             raise ConfigError(
                 "whisper: tiny.en is English-only and cannot transcribe lang=zh; valid choices: base, small"
@@ -97,4 +109,7 @@ class ExtractSettings:
         """Settings saved by :meth:`to_dict` (``extract_report.json`` key ``settings``), built and checked
         like every config (:func:`egmf.typed_config.from_dict`): unknown keys and wrong types fail."""
         auto = {k: None for k in ("audio_main", "whisper") if isinstance(d, dict) and d.get(k) == ""}
+        if isinstance(d, dict) and "sentence_encoder" not in d and d.get("text_features", "sentence") == "sentence":
+            # Saved before the setting existed, when every extraction's text arrays were MiniLM's (any language).
+            auto["sentence_encoder"] = "minilm"
         return typed_from_dict(cls, {**d, **auto} if auto else d, "extract")

