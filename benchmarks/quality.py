@@ -149,12 +149,25 @@ def base_config(path: Path, steps: int, backend: str, text_source: str, smoke: b
 LLM_MODELS = ("egmf", "llm_text", "egmf_mean_gate", *VARIANTS)
 
 
+RAVDESS_SETUP = ("RAVDESS speech, train actors 01-05, select on actor 06, test actors 07-08 (speaker-independent); "
+                 "audio = Whisper tiny.en encoder frames, text = MiniLM token vectors of the statement")
+
+
 def converge_overrides(model: str, args) -> list[str]:
     """Train ``model`` until valid stops improving: one evaluation per epoch, patience in epochs, an epoch cap."""
     llm = model in LLM_MODELS
     epochs, patience = (args.llm_epochs, args.patience) if llm else (args.baseline_epochs, args.baseline_patience)
     return ["train.max_steps=0", f"train.epochs={epochs}", "train.eval_every=0", "train.num_evals=0",
             f"train.patience={patience}", "train.save_every=100000"]
+
+
+def steps_per_epoch(base: dict) -> int:
+    """Optimiser steps per epoch of ``base``'s train split (for the stopping table's epochs)."""
+    from egmf.config import config_from_dict
+    from egmf.training.data import load_training_data
+
+    cfg = config_from_dict({**base, "name": "x"})
+    return -(-len(load_training_data(cfg.data, "none").splits["train"]) // cfg.train.batch_size)
 
 
 def stopping_lines(results, steps_per_epoch: int, args) -> list[str]:
@@ -205,8 +218,7 @@ def main() -> None:
     else:
         path = write_ravdess(args.ravdess, args.work / "data" / "ravdess")
         text_source = "dataset"
-        note = ("RAVDESS speech, train actors 01-05, select on actor 06, test actors 07-08 (speaker-independent); "
-                "audio = Whisper tiny.en encoder frames, text = MiniLM token vectors of the statement")
+        note = RAVDESS_SETUP
     base = base_config(path, steps, backend, text_source, args.smoke)
     wanted = [m for m in args.models.split(",") if m]
     overrides = {m: list(VARIANTS.get(m, [f"model.name={m}"])) for m in wanted}
@@ -215,12 +227,8 @@ def main() -> None:
             overrides[m].append("model.text_source=sentence")  # no LLM: a MiniLM sentence vector is their text
     seeds = [int(s) for s in args.seeds.split(",")]
     llm_seeds = [int(s) for s in (args.llm_seeds or args.seeds).split(",")]
-    n_train = None
+    per_epoch = steps_per_epoch(base) if args.converge else None
     if args.converge:
-        from egmf.config import config_from_dict
-        from egmf.training.data import load_training_data
-
-        n_train = len(load_training_data(config_from_dict({**base, "name": "x"}).data, "none").splits["train"])
         budget = (f"until valid stops improving: one evaluation per epoch, patience {args.patience} epochs / cap "
                   f"{args.llm_epochs} epochs (LLM models, seeds {','.join(map(str, llm_seeds))}), patience "
                   f"{args.baseline_patience} / cap {args.baseline_epochs} (late_fusion, mult, seeds {args.seeds}); the "
@@ -235,8 +243,8 @@ def main() -> None:
         """The section as it stands: written after every model, so a stopped sweep leaves what it measured."""
         dataset = next(iter(results.values())).result.datasets[0]
         section.lines = list(erc_rows(results, dataset, DESCRIPTIONS, majority=True))
-        if n_train is not None:
-            section.add(*stopping_lines(results, -(-n_train // 8), args))
+        if per_epoch is not None:
+            section.add(*stopping_lines(results, per_epoch, args))
         left = [m for m in wanted if m not in results]
         if left:
             section.add("", f"Not trained yet (the sweep was stopped or is running): {', '.join(left)}.")
