@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import SHARED, Section, Trained, erc_rows, llm_budget, outside_repo, reuse_note, train_models  # noqa: E402
 from quality import MELD_SETUP, RAVDESS_SETUP, base_config, converge_overrides, steps_per_epoch, stopping_lines, write_meld, write_ravdess  # noqa: E402,E501
+from quality import VARIANTS as QUALITY_VARIANTS  # noqa: E402
 
 DEFAULT_VARIANTS = {"meld": "no_local,no_semantic,no_global,no_expert_gate,k1,k16,lora_r4,lora_r16",
                     "ravdess": "no_local,no_semantic,no_global,no_modality_gate,no_expert_gate,k1,k16"}
@@ -45,6 +46,8 @@ def main() -> None:
     ap.add_argument("--ravdess", type=Path, default=Path("/tmp/ravdess_custom"), help="ravdess_anchors.py --out DIR")
     ap.add_argument("--seeds", default="1111", help="comma-separated; finished seeds are reused, new ones trained")
     ap.add_argument("--full-seeds", default=None, help="seeds of the full row (default: --seeds)")
+    ap.add_argument("--base-variant", default="egmf", choices=["egmf", *QUALITY_VARIANTS],
+                    help="quality.py's row the ablations start from (its run is the full row; e.g. egmf_fusion_head)")
     ap.add_argument("--converge", action="store_true", help="each variant until valid stops improving (as quality.py)")
     ap.add_argument("--llm-epochs", type=int, default=15, help="--converge: epoch cap")
     ap.add_argument("--patience", type=int, default=3, help="--converge: epochs without improvement")
@@ -72,14 +75,21 @@ def main() -> None:
     tail = converge_overrides("egmf", budget_args) if args.converge else []
     seeds = [int(s) for s in args.seeds.split(",")]
     full_seeds = [int(s) for s in (args.full_seeds or args.seeds).split(",")]
-    section = Section(f"ablation_{tag}", f"Ablations of EGMF on real data: {args.dataset.upper()}"
-                      f"{', each variant trained to convergence' if args.converge else ''}")
+    on = "" if args.base_variant == "egmf" else f"_{args.base_variant}"
+    section = Section(f"ablation_{tag.removesuffix('_smoke')}{on}{'_smoke' if args.smoke else ''}", f"Ablations of EGMF on real data: {args.dataset.upper()}"
+                      f"{', each variant trained to convergence' if args.converge else ''}"
+                      f"{'' if not on else ', starting from ' + args.base_variant}")
+    full = args.base_variant
+    start = list(QUALITY_VARIANTS.get(full, ["model.name=egmf"]))
     results = {}
     if not args.without_full:
-        results.update(train_models(base, {"egmf": ["model.name=egmf", *tail]}, args.work / "runs" / tag, full_seeds))
-    variants = {v: ["model.name=egmf", *VARIANTS[v], *tail] for v in wanted if v != "full"}
+        results.update(train_models(base, {full: [*start, *tail]}, args.work / "runs" / tag, full_seeds))
+    # Named after the base when it is not plain EGMF, so the two tables' run folders never mix.
+    names = {v: v if full == "egmf" else f"{full}-{v}" for v in wanted if v != "full"}
+    variants = {names[v]: [*start, *VARIANTS[v], *tail] for v in names}
     results.update(train_models(base, variants, args.work / "runs" / tag, seeds))
-    descriptions = {"egmf": "full EGMF (the quality run)", **{v: " ".join(VARIANTS[v]) for v in wanted}}
+    descriptions = {full: f"full model (the quality run{'' if full == 'egmf' else ': ' + ' '.join(start[1:])})",
+                    **{names[v]: " ".join(VARIANTS[v]) for v in names}}
     dataset = next(iter(results.values())).result.datasets[0]
     section.add(*erc_rows(results, dataset, descriptions))
     from egmf.experiments.ablation import expert_gate_cell
@@ -98,10 +108,10 @@ def main() -> None:
     )
     section.add("", f"Run folders (configs, checkpoints, predictions): `{args.work / 'runs' / tag}`.", spread)
     metric = "weighted_f1" if args.dataset == "meld" else "accuracy"
-    if "egmf" in results and several:
-        section.add("", *paired_by_seed(results, dataset, metric))
-    elif "egmf" in results and len(full_seeds) > 1:
-        section.add("", *against_full_range(results, dataset, metric))
+    if full in results and several:
+        section.add("", *paired_by_seed(results, dataset, metric, full))
+    elif full in results and len(full_seeds) > 1:
+        section.add("", *against_full_range(results, dataset, metric, full))
     budget = (f"each variant until valid stops improving: one evaluation per epoch, patience {args.patience} epochs, "
               f"cap {args.llm_epochs} epochs, the best valid epoch scored on test" if args.converge else
               f"{steps} optimiser steps at batch 8 per variant, checkpoint chosen on valid every "
@@ -115,14 +125,14 @@ def main() -> None:
     ])
 
 
-def against_full_range(results: dict[str, Trained], dataset: str, metric: str) -> list[str]:
+def against_full_range(results: dict[str, Trained], dataset: str, metric: str, base: str = "egmf") -> list[str]:
     """Each one-seed variant against the full model's range over its seeds."""
-    full = [m[metric] for m in results["egmf"].result.scores_by_seed(dataset).values()]
+    full = [m[metric] for m in results[base].result.scores_by_seed(dataset).values()]
     lo, hi = min(full), max(full)
     lines = [f"Each variant against the full model's {metric.replace('_', ' ')} over its {len(full)} seeds "
              f"({', '.join(f'{x:.4f}' for x in full)}; range {lo:.4f}-{hi:.4f}):", ""]
     for name, t in results.items():
-        if name == "egmf":
+        if name == base:
             continue
         for seed, m in t.result.scores_by_seed(dataset).items():
             v = m[metric]
@@ -132,12 +142,12 @@ def against_full_range(results: dict[str, Trained], dataset: str, metric: str) -
     return lines
 
 
-def paired_by_seed(results: dict[str, Trained], dataset: str, metric: str) -> list[str]:
+def paired_by_seed(results: dict[str, Trained], dataset: str, metric: str, base: str = "egmf") -> list[str]:
     """Each variant against the full model seed by seed (same seed: same data order and initialisation)."""
-    full = {seed: m[metric] for seed, m in results["egmf"].result.scores_by_seed(dataset).items()}
+    full = {seed: m[metric] for seed, m in results[base].result.scores_by_seed(dataset).items()}
     lines = [f"Seed by seed against the full model ({metric.replace('_', ' ')}, variant minus full):", ""]
     for name, t in results.items():
-        if name == "egmf":
+        if name == base:
             continue
         mine = t.result.scores_by_seed(dataset)
         diffs = [mine[seed][metric] - full[seed] for seed in full if seed in mine]
