@@ -44,15 +44,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import SHARED, Section, erc_rows, llm_budget, outside_repo, reuse_note, train_models  # noqa: E402
 
 DESCRIPTIONS = {
-    "egmf": "EGMF: experts + hierarchical gates -> pseudo tokens -> SmolLM2 + LoRA",
+    "egmf": "EGMF: experts + hierarchical gates -> pseudo tokens -> SmolLM2 + LoRA (defaults: fusion head 0.5)",
     "egmf_mean_gate": "EGMF with both gating levels replaced by a uniform mean",
     "llm_text": "SmolLM2 + LoRA on the prompt alone (no fusion)",
     "late_fusion": "late-fusion MLP (no LLM)",
     "mult": "MulT-style cross-modal transformer (no LLM)",
     "egmf_fusion_head": "EGMF with model.fusion_head_weight=0.5 (a label head on the fused vector)",
+    "egmf_no_head": "EGMF with model.fusion_head_weight=0 (no fusion head: the default before 2026-12-03)",
 }
-# Rows that are a registered model with settings changed: name -> the overrides that make it.
-VARIANTS = {"egmf_fusion_head": ["model.name=egmf", "model.fusion_head_weight=0.5"]}
+# Rows that are a registered model with settings changed: name -> the overrides that make it. The fusion head is
+# EGMF's default since 2026-12-03; egmf_fusion_head names it explicitly (its run folders predate that), and run
+# folders of "egmf" made before then hold fusion_head_weight 0 (a rerun of "egmf" there is refused: delete them).
+VARIANTS = {"egmf_fusion_head": ["model.name=egmf", "model.fusion_head_weight=0.5"],
+            "egmf_no_head": ["model.name=egmf", "model.fusion_head_weight=0"]}
 
 
 MELD_SETUP = ("MELD train minus held-out train dialogues (checkpoint selection: as many whole dialogues as dev has, "

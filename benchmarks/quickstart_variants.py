@@ -22,7 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import Section, llm_budget, outside_repo, reuse_note, train_models  # noqa: E402
 
 VARIANTS = {
-    "default": ([], "the defaults: visibility gate at g = -6 (sigmoid 0.0025)"),
+    "default": ([], "the defaults: visibility gate at g = -6 (sigmoid 0.0025), the fusion head at 0.5 (since "
+                "2026-12-03; tables written before then ran without it)"),
+    "no_fusion_head": (["model.fusion_head_weight=0"], "the defaults without the fusion head (gate at -6)"),
     "gate_init_-2": (["model.pseudo_gate_init=-2"], "visibility gate at g = -2 (sigmoid 0.12)"),
     "open": (["model.pseudo_visibility=open"], "no visibility gate: the slots are ordinary tokens"),
     "fusion_head": (["model.fusion_head_weight=0.5"],

@@ -97,6 +97,20 @@ def test_model_decoding_is_gone_and_an_old_saved_config_still_loads(caplog):
         config_from_dict({**old, "model": {**old["model"], "bogus": 1}})
 
 
+def test_a_saved_config_without_the_fusion_head_weight_means_the_head_was_off():
+    """The head became the default after configs were saved without the field: a run folder or checkpoint that
+    lacks it was trained without the head, while a new config without it gets today's default."""
+    from egmf.config import config_from_dict, saved_config_from_dict
+
+    old = to_dict(load_config(None, BASE))
+    del old["model"]["fusion_head_weight"]
+    assert saved_config_from_dict(old).model.fusion_head_weight == 0.0
+    assert "fusion_head_weight" not in old["model"]  # the caller's dict is left as it was
+    assert config_from_dict(old).model.fusion_head_weight == 0.5
+    kept = {**old, "model": {**old["model"], "fusion_head_weight": 0.25}}
+    assert saved_config_from_dict(kept).model.fusion_head_weight == 0.25
+
+
 @pytest.mark.parametrize("model", ["egmf", "late_fusion", "mult"])
 def test_unset_rates_take_the_model_defaults_and_set_ones_stay(model):
     from egmf.model.registry import train_defaults

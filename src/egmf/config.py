@@ -193,6 +193,24 @@ RETIRED_KEYS = {
 }
 
 
+# Fields whose default changed since configs were first saved without them: (section, key) -> the value such a
+# config was trained with (its run folders and checkpoints must keep meaning that, not today's default).
+ABSENT_MEANS = {
+    ("model", "fusion_head_weight"): 0.0,  # the fusion head was off until it became the default
+}
+
+
+def saved_config_from_dict(data: dict) -> RunConfig:
+    """A config read back from a run folder or checkpoint: :func:`config_from_dict`, with each field of
+    :data:`ABSENT_MEANS` it lacks at the value it was trained with."""
+    if isinstance(data, dict):
+        for (section, key), value in ABSENT_MEANS.items():
+            part = data.get(section)
+            if isinstance(part, dict) and key not in part:
+                data = {**data, section: {**part, key: value}}
+    return config_from_dict(data)
+
+
 def config_from_dict(data: dict) -> RunConfig:
     """A saved config (a checkpoint's or run folder's ``config.yaml``) -> RunConfig.
 

@@ -58,6 +58,7 @@ EXPECTED = {
     "no_global": ("model.fusion.use_global", False),
     "no_modality_gate": ("model.fusion.modality_gating", False),
     "no_expert_gate": ("model.fusion.expert_gating", False),
+    "no_fusion_head": ("model.fusion_head_weight", 0.0),
     "k1": ("model.fusion.num_pseudo_tokens", 1),
     "k4": ("model.fusion.num_pseudo_tokens", 4),
     "k8": ("model.fusion.num_pseudo_tokens", 8),

@@ -56,12 +56,14 @@ def test_resume_with_a_changed_config_is_refused(tiny_data, tmp_path):
         run(make_config(tiny_data, tmp_path, epochs=1, lr_fusion=0.5), resume=True)
 
 
-def test_resume_accepts_a_config_saved_before_a_field_with_its_default_existed(tiny_data, tmp_path):
-    """A field added to the config since the run was made (here model.fusion_head_weight, at its default) is no
-    change; the same field set to another value is."""
+def test_resume_reads_a_field_missing_from_a_saved_config_as_the_run_was_made(tiny_data, tmp_path):
+    """A field added to the config since the run was made is no change when the new config keeps the old
+    behaviour: model.fusion_head_weight was absent while the head was off, so a folder without it is a run
+    without the head, and resuming it with today's default (the head on) is refused, naming the field."""
     from egmf.typed_config import read_yaml
 
-    cfg = make_config(tiny_data, tmp_path, epochs=1)
+    made = make_config(tiny_data, tmp_path, epochs=1)
+    cfg = dataclasses.replace(made, model=dataclasses.replace(made.model, fusion_head_weight=0.0))
     run(cfg)
     saved = tmp_path / "t" / "config.yaml"
     old = read_yaml(saved)
@@ -69,9 +71,9 @@ def test_resume_accepts_a_config_saved_before_a_field_with_its_default_existed(t
     saved.write_text(yaml.safe_dump(old), encoding="utf-8")
     run(cfg, resume=True)  # the finished seed is read back
     saved.write_text(yaml.safe_dump(old), encoding="utf-8")
-    changed = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, fusion_head_weight=0.5))
+    today = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, fusion_head_weight=0.5))
     with pytest.raises(RunFolderExistsError, match=r"changed: model\.fusion_head_weight"):
-        run(changed, resume=True)
+        run(today, resume=True)
 
 
 def test_several_seeds_give_mean_and_std_rows(tiny_data, tmp_path):

@@ -200,7 +200,7 @@ def test_trainable_state_round_trip_reproduces_outputs_exactly(build, mixed_batc
     opt.step()
     trained.eval()
     state = trained.trainable_state_dict()
-    assert all(k.startswith(("llm.", "fusion.", "visibility.")) for k in state)
+    assert all(k.startswith(("llm.", "fusion.", "visibility.", "fusion_heads.")) for k in state)
     assert not any("embed_tokens" in k or k.endswith("q_proj.base_layer.weight") for k in state)
     fresh = build()
     fresh.load_trainable_state_dict(state)

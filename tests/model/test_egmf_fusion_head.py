@@ -14,8 +14,10 @@ from egmf.errors import ConfigError
 from egmf.model.config import ModelConfig
 
 
-def test_off_by_default_adds_no_parameters(build, mixed_batch):
-    model = build()
+def test_on_by_default_and_off_at_zero_with_no_parameters(build, mixed_batch):
+    assert ModelConfig().fusion_head_weight == 0.5  # measured: benchmarks/results/quality_ravdess_converged_fusion_head_seeds.md
+    assert build().fusion_heads is not None
+    model = build(fusion_head_weight=0.0)
     assert model.fusion_heads is None
     assert not any(k.startswith("fusion_heads.") for k in model.trainable_state_dict())
 
@@ -82,7 +84,7 @@ def test_heads_are_trained_saved_and_loaded(build):
     other.load_trainable_state_dict(state)
     assert torch.equal(other.fusion_heads.heads[0].weight, model.fusion_heads.heads[0].weight)
     with pytest.raises(ConfigError, match="fusion_head_weight"):
-        build().load_trainable_state_dict(state)  # a checkpoint with heads into a model without
+        build(fusion_head_weight=0.0).load_trainable_state_dict(state)  # a checkpoint with heads into a model without
 
 
 def test_a_negative_weight_is_refused():
@@ -93,6 +95,6 @@ def test_a_negative_weight_is_refused():
 def test_predictions_do_not_depend_on_the_head(build, mixed_batch):
     """The LLM writes every answer: the head only shapes training."""
     batch = mixed_batch(4)
-    a, b = build(), build(fusion_head_weight=1.0)
+    a, b = build(fusion_head_weight=0.0), build(fusion_head_weight=1.0)
     pa, pb = a.predict(batch), b.predict(batch)
     assert [p.prediction for p in pa] == [p.prediction for p in pb]

@@ -40,6 +40,7 @@ VARIANTS: dict[str, list[str]] = {
     "no_global": ["model.fusion.use_global=false"],
     "no_modality_gate": ["model.fusion.modality_gating=false"],
     "no_expert_gate": ["model.fusion.expert_gating=false"],
+    "no_fusion_head": ["model.fusion_head_weight=0"],
     "k1": ["model.fusion.num_pseudo_tokens=1"],
     "k4": ["model.fusion.num_pseudo_tokens=4"],
     "k8": ["model.fusion.num_pseudo_tokens=8"],

@@ -56,13 +56,14 @@ def prepare_run_dir(cfg: RunConfig, resume: bool) -> Path:
 
 
 def _resolved(saved: dict) -> dict:
-    """A saved config with every field it lacks at its default: a field added to the config since the run was
-    made, left at the default that keeps the old behaviour, is no change. As saved if it no longer validates."""
-    from egmf.config import config_from_dict
+    """A saved config with every field it lacks at its default (or, where the default changed since, at the
+    value the run was made with: :data:`egmf.config.ABSENT_MEANS`): a field added to the config since the run
+    was made, left at the value that keeps the old behaviour, is no change. As saved if it no longer validates."""
+    from egmf.config import saved_config_from_dict
     from egmf.errors import ConfigError
 
     try:
-        return to_dict(config_from_dict(saved))
+        return to_dict(saved_config_from_dict(saved))
     except (ConfigError, TypeError, ValueError):
         return saved
 

@@ -188,7 +188,7 @@ def load_model(path: Path):
     The frozen LLM is loaded from its reference (the embedded SmolLM2's cache, a name or a path) and the
     trainable weights from ``trainable.safetensors``; no dataset needs to be read.
     """
-    from egmf.config import config_from_dict
+    from egmf.config import saved_config_from_dict
     from egmf.model.registry import build_model
     from egmf.typed_config import read_yaml
 
@@ -199,7 +199,7 @@ def load_model(path: Path):
     if isinstance(model_cfg, dict) and "sentence_encoder" not in model_cfg:
         # Saved before model.sentence_encoder existed: its sentence vectors were MiniLM's, whatever the language.
         model_cfg["sentence_encoder"] = "minilm"
-    cfg = config_from_dict(saved)
+    cfg = saved_config_from_dict(saved)
     model = build_model(cfg.model, infos, dims)
     model.load_trainable_state_dict(load_weights(path))
     model.eval()
