@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import SHARED, Section, Trained, erc_rows, llm_budget, outside_repo, reuse_note, train_models  # noqa: E402
-from quality import MELD_SETUP, RAVDESS_SETUP, base_config, converge_overrides, steps_per_epoch, stopping_lines, write_meld, write_ravdess  # noqa: E402,E501
+from quality import MELD_SETUP, RAVDESS_SETUP, base_config, converge_overrides, meld_base_config, steps_per_epoch, stopping_lines, write_meld, write_ravdess  # noqa: E402,E501
 from quality import VARIANTS as QUALITY_VARIANTS  # noqa: E402
 
 DEFAULT_VARIANTS = {"meld": "no_local,no_semantic,no_global,no_expert_gate,k1,k16,lora_r4,lora_r16",
@@ -64,11 +64,12 @@ def main() -> None:
     # The run folders of quality.py for the same dataset and budget: its "egmf" run is the full row here.
     tag = f"{args.dataset}{'_converged' if args.converge else ''}{'_smoke' if args.smoke else ''}"
     if args.dataset == "meld":
-        path, text_source, setup = write_meld(args.meld, args.work / "data" / "meld"), "llm", MELD_SETUP
-        setup += " (the modality gate is not ablated)"
+        base = meld_base_config(write_meld(args.meld, args.work / "data" / "meld"), steps, backend, args.smoke)
+        setup = MELD_SETUP + " (the modality gate is not ablated)"
     else:
-        path, text_source, setup = write_ravdess(args.ravdess, args.work / "data" / "ravdess"), "dataset", RAVDESS_SETUP
-    base = base_config(path, steps, backend, text_source, args.smoke)
+        base = base_config(write_ravdess(args.ravdess, args.work / "data" / "ravdess"), steps, backend, "dataset",
+                           args.smoke)
+        setup = RAVDESS_SETUP
     # The same epoch, patience and cap for every row (quality.py's rule for the LLM models).
     budget_args = argparse.Namespace(llm_epochs=args.llm_epochs, patience=args.patience,
                                      baseline_epochs=args.llm_epochs, baseline_patience=args.patience)

@@ -127,6 +127,15 @@ def write_ravdess(src: Path, out: Path, valid_actor: str = "actor06") -> Path:
     return out
 
 
+def meld_base_config(path: Path, steps: int, backend: str, smoke: bool) -> dict:
+    """``base_config`` for MELD as ``configs/meld.yaml`` sets it: the fusion reads a MiniLM sentence vector
+    (text_source auto: MELD ships no text features, and the LLM's own embeddings of the prompt's words add nothing
+    the LLM lacks) and LoRA sits on SmolLM2's upper layers (``results/lora_placement.md``)."""
+    cfg = base_config(path, steps, backend, "auto", smoke)
+    cfg["model"]["lora"]["layers_from"] = 1 if smoke else 15  # the tiny LLM of --smoke has 2 layers
+    return cfg
+
+
 def base_config(path: Path, steps: int, backend: str, text_source: str, smoke: bool) -> dict:
     cfg = {
         "name": "x", "output_dir": "x",
@@ -216,19 +225,14 @@ def main() -> None:
     title = f"Quality on real data: {args.dataset.upper()}{', each model trained to convergence' if args.converge else ''}"
     section = Section(f"quality_{tag}{'_' + args.tag if args.tag else ''}", title)
     if args.dataset == "meld":
-        path = write_meld(args.meld, args.work / "data" / "meld")
-        text_source = "llm"
+        base = meld_base_config(write_meld(args.meld, args.work / "data" / "meld"), steps, backend, args.smoke)
         note = MELD_SETUP
     else:
         path = write_ravdess(args.ravdess, args.work / "data" / "ravdess")
-        text_source = "dataset"
+        base = base_config(path, steps, backend, "dataset", args.smoke)
         note = RAVDESS_SETUP
-    base = base_config(path, steps, backend, text_source, args.smoke)
     wanted = [m for m in args.models.split(",") if m]
     overrides = {m: list(VARIANTS.get(m, [f"model.name={m}"])) for m in wanted}
-    for m in ("late_fusion", "mult"):
-        if m in overrides and args.dataset == "meld":
-            overrides[m].append("model.text_source=sentence")  # no LLM: a MiniLM sentence vector is their text
     seeds = [int(s) for s in args.seeds.split(",")]
     llm_seeds = [int(s) for s in (args.llm_seeds or args.seeds).split(",")]
     per_epoch = steps_per_epoch(base) if args.converge else None
@@ -255,7 +259,9 @@ def main() -> None:
         section.add("", f"Run folders (configs, checkpoints, predictions): `{args.work / 'runs' / tag}`.")
         section.write([
             f"data: {note}",
-            f"budget: {budget}; LLM {backend}{' (bf16 autocast)' if backend != 'tiny' else ''}, LoRA r=8, K=4",
+            f"budget: {budget}; LLM {backend}{' (bf16 autocast)' if backend != 'tiny' else ''}, LoRA r=8 "
+            f"(layers >= {base['model']['lora'].get('layers_from', 0)}), K=4, fusion text_source "
+            f"{base['model']['text_source']}",
             "metrics: scikit-learn weighted F1 / macro F1 / accuracy (fractions) on the test split named above",
             reuse_note(results),
         ])
