@@ -181,7 +181,7 @@ def anchors(path: Path, subset_ids: set[str], e5_train_limit: int = 3000) -> lis
 
 
 # ---------------------------------------------------------------------------------------------- LLM rows
-def base_config(path: Path, steps: int, backend: str, limits: dict[str, int], smoke: bool) -> dict:
+def base_config(path: Path, steps: int, backend: str, limits: dict[str, int], smoke: bool, evals: int = 1) -> dict:
     cfg = {
         "name": "x", "output_dir": "x",
         "data": {"datasets": [{"name": "custom", "path": str(path)}], "limit": dict(limits)},
@@ -192,8 +192,8 @@ def base_config(path: Path, steps: int, backend: str, limits: dict[str, int], sm
             "lora": {"r": 8, "alpha": 16},
             "prompt": {"include_context": False, "max_prompt_tokens": 160},
         },
-        "train": {"epochs": 100, "max_steps": steps, "batch_size": 8, "eval_every": steps, "patience": 0,
-                  "save_every": steps, "lr_lora": 2e-4, "lr_fusion": 1e-3, "log_every": 10},
+        "train": {"epochs": 100, "max_steps": steps, "batch_size": 8, "eval_every": max(1, steps // evals),
+                  "patience": 0, "save_every": max(1, steps // evals), "lr_lora": 2e-4, "lr_fusion": 1e-3, "log_every": 10},
         "eval": {"batch_size": 16, "plots": False},
     }
     if smoke:
@@ -272,7 +272,9 @@ def main() -> None:
     ap.add_argument("--gemma", default="gemma3-270m", help="the multilingual LLM backend")
     ap.add_argument("--steps", type=int, default=30, help="optimiser steps per LLM model (batch 8)")
     ap.add_argument("--train-limit", type=int, default=1000, help="seeded train subset of every LLM run")
-    ap.add_argument("--valid-limit", type=int, default=60, help="seeded valid subset (one checkpoint choice)")
+    ap.add_argument("--valid-limit", type=int, default=60, help="seeded valid subset (the checkpoint choice)")
+    ap.add_argument("--evals", type=int, default=1, help="valid evaluations per LLM run, evenly spaced (the last at "
+                    "the last step); the best one's checkpoint is scored on test")
     ap.add_argument("--test-limit", type=int, default=300, help="seeded test subset every LLM row is scored on")
     ap.add_argument("--budget-min", type=float, default=0, help="start an LLM row only if it is expected to end "
                     "within this many minutes of the start (0 = no limit); the rows left are listed as not run")
@@ -315,7 +317,9 @@ def main() -> None:
             f"{counts['duplicates']}, {counts['in both files']} texts found in both files; kept {counts['kept']}; "
             f"split (seed 0) {counts['splits']}",
             f"LLM budget: {args.steps} optimiser steps at batch 8 (train.max_steps) on a seeded train subset of "
-            f"{args.train_limit}, the checkpoint chosen once (at the last step) on a valid subset of "
+            f"{args.train_limit}, "
+            + ("the checkpoint chosen once (at the last step)" if args.evals == 1 else
+               f"the best of {args.evals} evenly spaced checkpoints chosen") + f" on a valid subset of "
             f"{args.valid_limit}, scored on a fixed test subset of {args.test_limit} (data.limit, seeded); LoRA r=8, "
             f"K=4, lr 2e-4 (LoRA) / 1e-3 (fusion), no dialogue context, prompts capped at 160 tokens, "
             f"constrained decoding; seeds {args.seeds}",
@@ -349,7 +353,7 @@ def main() -> None:
     from egmf.experiments.ablation import run_or_reuse
     from egmf.typed_config import apply_overrides
 
-    base = base_config(reviews, args.steps, gemma, limits, args.smoke)
+    base = base_config(reviews, args.steps, gemma, limits, args.smoke, args.evals)
     what = {
         "llm_text_gemma": (gemma, ["model.name=llm_text", "model.text_source=none"], "LLM + LoRA on the prompt alone"),
         "egmf_smollm2": (smol, [], "EGMF, as above, on the English LLM (for contrast)"),
@@ -384,7 +388,7 @@ def main() -> None:
             label = f"{name.rsplit('_', 1)[0]} / {backend}"
             if not in_budget(label, minutes):
                 continue
-            llm_base = base_config(reviews, args.steps, backend, limits, args.smoke)
+            llm_base = base_config(reviews, args.steps, backend, limits, args.smoke, args.evals)
             trained = train_models(llm_base, {name: overrides}, runs, seeds)[name]
             rows.append(llm_row(label, desc, trained.result, REVIEWS))
         write()
