@@ -120,7 +120,7 @@ def main() -> None:
     section.write([
         f"data: {setup}",
         f"budget: {budget}; seeds {args.seeds} (full row {','.join(map(str, full_seeds))}); LLM {backend}"
-        f"{' (bf16 autocast)' if backend != 'tiny' else ''}, LoRA r=8, K=4 unless the variant says otherwise",
+        f" (autocast {base['model']['llm']['autocast']}), LoRA r=8, K=4 unless the variant says otherwise",
         f"metrics: scikit-learn weighted F1 / macro F1 / accuracy (fractions) on the {args.dataset} test split named above",
         reuse_note(results),
     ])

@@ -73,6 +73,15 @@ def llm_budget(smoke: bool, steps: int) -> tuple[str, int]:
     return ("tiny", 2) if smoke else ("smollm2-135m", steps)
 
 
+def llm_autocast(backend: str) -> str:
+    """``model.llm.autocast`` of a sweep's LLM: bf16 where this machine computes bf16 natively (the trainer's
+    ``resolve_precision('auto')``: avx512_bf16 / AMX, or a GPU), else none. On a CPU without it a bf16 step is
+    emulated, about 20x slower (60 s instead of 3 s per MELD step here), so a fixed 'bf16' cannot be the default."""
+    from egmf.training.trainer import resolve_precision
+
+    return "bf16" if backend != "tiny" and resolve_precision("auto") == "bf16" else "none"
+
+
 def command_line() -> str:
     return ".venv/bin/python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
 

@@ -46,7 +46,7 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import SHARED, Section, outside_repo, train_models  # noqa: E402
+from bench_common import SHARED, Section, llm_autocast, outside_repo, train_models  # noqa: E402
 from quality import write_meld  # noqa: E402
 
 from egmf.atomic import write_json_atomic  # noqa: E402
@@ -187,7 +187,7 @@ def base_config(path: Path, steps: int, backend: str, limits: dict[str, int], sm
         "data": {"datasets": [{"name": "custom", "path": str(path)}], "limit": dict(limits)},
         "model": {
             "name": "egmf", "text_source": "auto", "sentence_encoder": "multilingual-e5-small",
-            "llm": {"backend": backend, "autocast": "bf16" if backend != "tiny" else "none"},
+            "llm": {"backend": backend, "autocast": llm_autocast(backend)},
             "fusion": {"d_model": 128, "num_pseudo_tokens": 4},
             "lora": {"r": 8, "alpha": 16},
             "prompt": {"include_context": False, "max_prompt_tokens": 160},

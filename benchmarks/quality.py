@@ -41,7 +41,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import SHARED, Section, erc_rows, llm_budget, outside_repo, reuse_note, train_models  # noqa: E402
+from bench_common import SHARED, Section, erc_rows, llm_autocast, llm_budget, outside_repo, reuse_note, train_models  # noqa: E402
 
 DESCRIPTIONS = {
     "egmf": "EGMF: experts + hierarchical gates -> pseudo tokens -> SmolLM2 + LoRA (defaults: fusion head 0.5)",
@@ -142,7 +142,7 @@ def base_config(path: Path, steps: int, backend: str, text_source: str, smoke: b
         "data": {"datasets": [{"name": "custom", "path": str(path)}]},
         "model": {
             "name": "egmf", "text_source": text_source,
-            "llm": {"backend": backend, "autocast": "bf16" if backend != "tiny" else "none"},
+            "llm": {"backend": backend, "autocast": llm_autocast(backend)},
             "fusion": {"d_model": 128, "num_pseudo_tokens": 4},
             "lora": {"r": 8, "alpha": 16},
             "prompt": {"include_context": True, "max_context_turns": 3, "max_prompt_tokens": 256},
@@ -259,7 +259,7 @@ def main() -> None:
         section.add("", f"Run folders (configs, checkpoints, predictions): `{args.work / 'runs' / tag}`.")
         section.write([
             f"data: {note}",
-            f"budget: {budget}; LLM {backend}{' (bf16 autocast)' if backend != 'tiny' else ''}, LoRA r=8 "
+            f"budget: {budget}; LLM {backend} (autocast {base['model']['llm']['autocast']}), LoRA r=8 "
             f"(layers >= {base['model']['lora'].get('layers_from', 0)}), K=4, fusion text_source "
             f"{base['model']['text_source']}",
             "metrics: scikit-learn weighted F1 / macro F1 / accuracy (fractions) on the test split named above",

@@ -5,7 +5,7 @@
 
 1. K in {1, 4, 8, 16}: median seconds of one training step (batch 8; the trainer's own ``train_step``:
    forward, backward, clip, AdamW) and of constrained prediction of 32 utterances, with the embedded
-   SmolLM2 (bf16 autocast, LoRA r=8), on generated MELD-format data. Each K is a fresh model; the first ``--warmup`` steps are not timed.
+   SmolLM2 (bf16 autocast where the CPU computes bf16 natively, LoRA r=8), on generated MELD-format data. Each K is a fresh model; the first ``--warmup`` steps are not timed.
 2. dataset size N in {64, 128, 256, 512} train utterances: one epoch through ``egmf.experiments.run.run``
    (the trainer as ``egmf train`` runs it, K=4), with a fixed 32-utterance valid and test split; the
    training seconds (the epoch, its valid evaluation and checkpoint saves) and seconds per train utterance.
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import Section  # noqa: E402
+from bench_common import Section, llm_autocast  # noqa: E402
 
 
 @dataclass
@@ -52,7 +52,7 @@ def build(backend: str, k: int, data_dir: Path, n_train: int, smoke: bool) -> Be
     cfg = config_from_dict({
         "data": {"datasets": [{"name": "meld", "path": str(data_dir)}]},
         "model": {"name": "egmf", "text_source": "dataset",
-                  "llm": {"backend": backend, "autocast": "none" if smoke else "bf16"},
+                  "llm": {"backend": backend, "autocast": llm_autocast(backend)},
                   "fusion": {"d_model": 16 if smoke else 128, "n_heads": 2 if smoke else 4, "num_pseudo_tokens": k},
                   "lora": {"r": 8}, "prompt": {"max_context_turns": 3, "max_prompt_tokens": 768 if smoke else 256}},
         "train": {"batch_size": 8},
@@ -120,7 +120,7 @@ def size_sweep(sizes, backend, data_dir, out, smoke) -> list[str]:
             "name": f"n{n}", "output_dir": str(out),
             "data": {"datasets": [{"name": "meld", "path": str(data_dir)}], "limit": {"train": n, "valid": 32, "test": 32}},
             "model": {"name": "egmf", "text_source": "dataset",
-                      "llm": {"backend": backend, "autocast": "none" if smoke else "bf16"},
+                      "llm": {"backend": backend, "autocast": llm_autocast(backend)},
                       "fusion": {"d_model": 16 if smoke else 128, "n_heads": 2 if smoke else 4, "num_pseudo_tokens": 4},
                       "prompt": {"max_context_turns": 3, "max_prompt_tokens": 768 if smoke else 256}},
             "train": {"epochs": 1, "batch_size": 8, "patience": 0, "save_every": 10_000},
@@ -157,7 +157,7 @@ def main() -> None:
         section.add("## Dataset size (one epoch, K=4)", "", *size_sweep(sizes, backend, data_dir, Path(tmp) / "runs",
                                                                           args.smoke), "")
     section.write([
-        f"model: EGMF, LLM {backend}{'' if args.smoke else ' (bf16 autocast)'}, LoRA r=8, batch 8, prompt with up "
+        f"model: EGMF, LLM {backend} (autocast {llm_autocast(backend)}), LoRA r=8, batch 8, prompt with up "
         "to 3 context turns; generated MELD-format data (text 48-d / audio 32-d / vision 24-d features)",
         f"K sweep: {steps} steps per K, the first {warmup} untimed; size sweep: one epoch each, valid/test 32",
     ])
