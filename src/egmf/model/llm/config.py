@@ -31,7 +31,8 @@ class LLMConfig:
     dtype: Literal["float32", "bfloat16", "float16"] = field(default="float32", metadata={"help": "weights dtype"})
     autocast: Literal["none", "bf16"] = field(
         default="none",
-        metadata={"help": "'bf16' runs the LLM under bfloat16 autocast (about 2x faster on CPUs with avx512_bf16)"},
+        metadata={"help": "'bf16' runs the LLM under bfloat16 autocast (about 2x faster on CPUs with avx512_bf16 / AMX; "
+                          "on a CPU without them bf16 is emulated and a step about 20x slower)"},
     )
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "recompute LLM activations in backward: less memory, slower steps"}
