@@ -51,6 +51,9 @@ SECTIONS = [
      "Gemma 3 270M and SmolLM2; MELD sentiment <-> reviews transfer"),
     ("chinese_reviews_longer", "benchmarks/chinese_reviews.py --tag longer --steps 300 --train-limit 4000 --models ''",
      "Chinese reviews and the transfer, EGMF on Gemma 3 270M at 300 steps"),
+    ("chinese_reviews_selected", "benchmarks/chinese_reviews.py --tag selected --only llm --models '' --steps 600 "
+     "--train-limit 4000 --valid-limit 300 --evals 3", "Chinese reviews, EGMF on Gemma 3 270M at 600 steps, the "
+     "checkpoint chosen on 300 valid reviews"),
 ]
 
 
