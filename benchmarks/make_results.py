@@ -29,8 +29,8 @@ SECTIONS = [
      "--section quickstart_fusion_head", "the quickstart's run with the fusion head"),
     ("heldout_meld", "benchmarks/baseline_rates.py", "MELD: the held-out selection dialogues against dev"),
     ("baseline_rates", "benchmarks/baseline_rates.py", "MELD: late_fusion / mult learning rates chosen on valid"),
-    ("quality_meld_llm_capped", "benchmarks/quality.py meld --steps 500 --models egmf,llm_text,egmf_mean_gate --tag "
-     "llm_capped", "MELD dev with today's defaults: the LLM models at a 500-step cap"),
+    ("quality_meld_llm_capped", "benchmarks/quality.py meld --steps 300 --models egmf,llm_text --tag llm_capped",
+     "MELD dev with today's defaults: EGMF and llm_text at a 300-step cap"),
     ("quality_meld_converged_baselines", "benchmarks/quality.py meld --converge --models late_fusion,mult --seeds "
      "1111,2222,3333 --tag baselines", "MELD dev with today's defaults: late_fusion / mult until valid stops improving"),
     ("quality_meld", "benchmarks/quality.py meld", "MELD dev: EGMF and every baseline (old defaults, 100 steps)"),

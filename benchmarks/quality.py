@@ -41,7 +41,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import SHARED, Section, erc_rows, llm_autocast, llm_budget, outside_repo, reuse_note, train_models  # noqa: E402
+from bench_common import REPO, SHARED, Section, erc_rows, llm_autocast, llm_budget, outside_repo, reuse_note, train_models  # noqa: E402
 
 DESCRIPTIONS = {
     "egmf": "EGMF: experts + hierarchical gates -> pseudo tokens -> SmolLM2 + LoRA (defaults: fusion head 0.5)",
@@ -128,11 +128,11 @@ def write_ravdess(src: Path, out: Path, valid_actor: str = "actor06") -> Path:
 
 
 def meld_base_config(path: Path, steps: int, backend: str, smoke: bool) -> dict:
-    """``base_config`` for MELD as ``configs/meld.yaml`` sets it: the fusion reads a MiniLM sentence vector
-    (text_source auto: MELD ships no text features, and the LLM's own embeddings of the prompt's words add nothing
-    the LLM lacks) and LoRA sits on SmolLM2's upper layers (``results/lora_placement.md``)."""
-    cfg = base_config(path, steps, backend, "auto", smoke)
-    cfg["model"]["lora"]["layers_from"] = 1 if smoke else 15  # the tiny LLM of --smoke has 2 layers
+    """``base_config`` for MELD with the text source and LoRA layers that ``configs/meld.yaml`` sets (read from it,
+    so the benchmark follows the shipped config): a MiniLM sentence vector for the fusion, LoRA on the upper layers."""
+    shipped = yaml.safe_load((REPO / "configs" / "meld.yaml").read_text(encoding="utf-8"))["model"]
+    cfg = base_config(path, steps, backend, shipped["text_source"], smoke)
+    cfg["model"]["lora"]["layers_from"] = 1 if smoke else shipped["lora"]["layers_from"]  # --smoke's LLM: 2 layers
     return cfg
 
 
