@@ -74,12 +74,13 @@ def llm_budget(smoke: bool, steps: int) -> tuple[str, int]:
 
 
 def llm_autocast(backend: str) -> str:
-    """``model.llm.autocast`` of a sweep's LLM: bf16 where this machine computes bf16 natively (the trainer's
-    ``resolve_precision('auto')``: avx512_bf16 / AMX, or a GPU), else none. On a CPU without it a bf16 step is
-    emulated, about 20x slower (60 s instead of 3 s per MELD step here), so a fixed 'bf16' cannot be the default."""
-    from egmf.training.trainer import resolve_precision
+    """``model.llm.autocast`` of a sweep's LLM, resolved here so that the run folders and tables name what ran
+    ('bf16' or 'none', not 'auto'): bf16 where this machine computes bf16 natively, else none (the model's own
+    'auto'); the tiny test LLM always none."""
+    from egmf.model.llm.config import LLMConfig
+    from egmf.model.llm.precision import resolve_autocast
 
-    return "bf16" if backend != "tiny" and resolve_precision("auto") == "bf16" else "none"
+    return "none" if backend == "tiny" else resolve_autocast(LLMConfig(backend=backend, autocast="auto"))
 
 
 def command_line() -> str:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
 from egmf.data.synth import mmsa as synth_mmsa
+from egmf.model.llm.precision import NATIVE_BF16_ENV
+
+# Every 'auto' precision resolves as on a machine without native bf16 (fp32), in this process and the CLI
+# subprocesses the tests start: results must not depend on the CPU or GPU that CI happens to run on.
+os.environ[NATIVE_BF16_ENV] = "0"
 
 # Small MMSA dims and padded lengths: every test pickle stays well under a megabyte.
 MMSA_SMALL = {

@@ -41,7 +41,7 @@ from egmf.model.llm.backends import input_embedding_scale, load_llm
 from egmf.model.llm.decoding import (NumberConstraint, distinct_first_tokens, greedy_decode, parse_label, parse_score,
                                      score_options)
 from egmf.model.llm.lora import lora_parameters, wrap_with_lora
-from egmf.model.llm.precision import cast_frozen_linears, resolve_frozen_dtype
+from egmf.model.llm.precision import cast_frozen_linears, resolve_autocast, resolve_frozen_dtype
 from egmf.model.llm.prompts import IGNORE, EncodedBatch, PromptEncoder, format_score
 from egmf.model.llm.segments import biased_mask, segmented_logits, shared_prefix_length
 
@@ -208,7 +208,9 @@ class EGMF(nn.Module):
         if self.fusion is not None and cfg.fusion_head_weight > 0:
             self.fusion_heads = FusionHeads(cfg.fusion.d_model, self.infos)
         self.llm = wrap_with_lora(llm, cfg.lora, cfg.llm.gradient_checkpointing)
-        cast_frozen_linears(self.llm, resolve_frozen_dtype(cfg.llm))
+        # 'auto' is decided once, here: the frozen weights' dtype and every later forward must agree on it.
+        self.autocast = resolve_autocast(cfg.llm)
+        cast_frozen_linears(self.llm, resolve_frozen_dtype(cfg.llm, self.autocast))
         self._answers: dict[tuple[str, str], list[int]] = {}
         self._constraints: dict[str, NumberConstraint] = {}
         self._scorings: dict[str, str] = {}
@@ -254,7 +256,7 @@ class EGMF(nn.Module):
         return self.llm.get_input_embeddings().weight.device
 
     def _autocast(self):
-        if self.cfg.llm.autocast == "bf16":
+        if self.autocast == "bf16":
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 

@@ -33,6 +33,7 @@ from egmf.data.collate import collate
 from egmf.data.schema import Sample
 from egmf.errors import ConfigError
 from egmf.evaluation.evaluate import predict_samples, score, selection_score
+from egmf.model.llm.precision import native_bf16
 from egmf.model.registry import build_model
 from egmf.model.standardize import fit_input_statistics
 from egmf.progress import progress
@@ -64,13 +65,7 @@ def resolve_precision(setting: str) -> str:
     """``auto`` picks bf16 on a GPU that supports it or a CPU with native bf16 (avx512_bf16 / AMX)."""
     if setting != "auto":
         return setting
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "no"
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "no"
-    return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "no"
+    return "bf16" if native_bf16() else "no"
 
 
 def _no_accelerator() -> bool:

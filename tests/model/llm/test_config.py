@@ -13,7 +13,7 @@ from egmf.model.llm.config import LLMConfig, LoraSettings, PromptConfig
     "cls, kwargs, message",
     [
         (LLMConfig, {"dtype": "int8"}, "model.llm.dtype: invalid value 'int8'; valid choices: float32, bfloat16, float16"),
-        (LLMConfig, {"autocast": "fp8"}, "model.llm.autocast: invalid value 'fp8'; valid choices: none, bf16"),
+        (LLMConfig, {"autocast": "fp8"}, "model.llm.autocast: invalid value 'fp8'; valid choices: auto, none, bf16"),
         (LLMConfig, {"backend": " "}, "model.llm.backend: got ' '; valid choices: gemma3-270m, smollm2-135m, tiny"),
         (LLMConfig, {"frozen_dtype": "fp8"},
          "model.llm.frozen_dtype: invalid value 'fp8'; valid choices: auto, float32, bfloat16"),

@@ -29,10 +29,12 @@ class LLMConfig:
         },
     )
     dtype: Literal["float32", "bfloat16", "float16"] = field(default="float32", metadata={"help": "weights dtype"})
-    autocast: Literal["none", "bf16"] = field(
-        default="none",
-        metadata={"help": "'bf16' runs the LLM under bfloat16 autocast (about 2x faster on CPUs with avx512_bf16 / AMX; "
-                          "on a CPU without them bf16 is emulated and a step about 20x slower)"},
+    autocast: Literal["auto", "none", "bf16"] = field(
+        default="auto",
+        metadata={"help": "'bf16' runs the LLM under bfloat16 autocast (about 2x faster on CPUs with avx512_bf16 / AMX "
+                          "and on GPUs; on a CPU without them bf16 is emulated and a step about 20x slower); 'auto' = "
+                          "bf16 where the machine computes bf16 natively (a GPU with bf16, else such a CPU), else "
+                          "none (fp32), decided when the model is built; 'none' = fp32 everywhere"},
     )
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "recompute LLM activations in backward: less memory, slower steps"}
@@ -71,8 +73,9 @@ class LLMConfig:
             )
         check_choices(self, "model.llm")
         if self.frozen_dtype == "bfloat16" and self.autocast != "bf16":
-            raise ConfigError("model.llm.frozen_dtype: 'bfloat16' needs model.llm.autocast 'bf16' (fp32 activations "
-                              "cannot meet bf16 weights outside autocast); valid choices here: auto, float32")
+            raise ConfigError(f"model.llm.frozen_dtype: 'bfloat16' needs model.llm.autocast 'bf16', got "
+                              f"{self.autocast!r} (fp32 activations cannot meet bf16 weights outside autocast); "
+                              "valid choices here: auto, float32")
         if self.tiny_hidden_size < 8 or self.tiny_hidden_size % 4:
             raise ConfigError(f"model.llm.tiny_hidden_size: expected a multiple of 4 >= 8, got {self.tiny_hidden_size}")
         if self.tiny_layers < 1:
