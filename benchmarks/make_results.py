@@ -27,6 +27,7 @@ SECTIONS = [
     ("quickstart_variants", "benchmarks/quickstart_variants.py", "the quickstart's run per start of the pseudo tokens"),
     ("quickstart_fusion_head", "benchmarks/quickstart_variants.py --variants default,fusion_head,fusion_head_gate_-2 "
      "--section quickstart_fusion_head", "the quickstart's run with the fusion head"),
+    ("quickstart_anchors", "benchmarks/quickstart_anchors.py", "linear anchors on the quickstart's generated data"),
     ("heldout_meld", "benchmarks/baseline_rates.py", "MELD: the held-out selection dialogues against dev"),
     ("baseline_rates", "benchmarks/baseline_rates.py", "MELD: late_fusion / mult learning rates chosen on valid"),
     ("quality_meld_llm_capped", "benchmarks/quality.py meld --steps 300 --models egmf,llm_text --tag llm_capped",
