@@ -51,12 +51,14 @@ DESCRIPTIONS = {
     "mult": "MulT-style cross-modal transformer (no LLM)",
     "egmf_fusion_head": "EGMF with model.fusion_head_weight=0.5 (a label head on the fused vector)",
     "egmf_no_head": "EGMF with model.fusion_head_weight=0 (no fusion head: the default before 2026-12-03)",
+    "mult_mean_pool": "MulT with model.baseline.pooling=mean (each stream's masked mean, not its last state)",
 }
 # Rows that are a registered model with settings changed: name -> the overrides that make it. The fusion head is
 # EGMF's default since 2026-12-03; egmf_fusion_head names it explicitly (its run folders predate that), and run
 # folders of "egmf" made before then hold fusion_head_weight 0 (a rerun of "egmf" there is refused: delete them).
 VARIANTS = {"egmf_fusion_head": ["model.name=egmf", "model.fusion_head_weight=0.5"],
-            "egmf_no_head": ["model.name=egmf", "model.fusion_head_weight=0"]}
+            "egmf_no_head": ["model.name=egmf", "model.fusion_head_weight=0"],
+            "mult_mean_pool": ["model.name=mult", "model.baseline.pooling=mean"]}
 
 
 MELD_SETUP = ("MELD train minus held-out train dialogues (checkpoint selection: as many whole dialogues as dev has, "
@@ -159,7 +161,9 @@ def base_config(path: Path, steps: int, backend: str, text_source: str, smoke: b
     return cfg
 
 
-LLM_MODELS = ("egmf", "llm_text", "egmf_mean_gate", *VARIANTS)
+LLM_MODELS = ("egmf", "llm_text", "egmf_mean_gate")
+# A variant is an LLM model when the model it changes is one (its own seeds, epoch cap and patience).
+LLM_MODELS += tuple(v for v, o in VARIANTS.items() if o[0].removeprefix("model.name=") in LLM_MODELS)
 
 
 RAVDESS_SETUP = ("RAVDESS speech, train actors 01-05, select on actor 06, test actors 07-08 (speaker-independent); "

@@ -145,6 +145,17 @@ class ModelConfig:
             "its slots from the LLM; the LLM still writes every answer. 0 = off (no head)"
         },
     )
+    score_loss_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "MSA: add, at this weight, the expected absolute error of the answer under the LLM's distribution "
+            "over the score grid (every one-decimal value of the range, the distribution 'median' decoding reads), "
+            "in units of the half range, to the token loss: the token cross-entropy treats -2.3 as just as wrong as "
+            "+2.4 when the truth is -2.4, this loss does not (regression-aware fine-tuning, Lukasik et al. 2025, with "
+            "the absolute error the median minimises). Costs one more LLM pass over each MSA prompt and its grid "
+            "(restricted to the number tokens). 0 = off"
+        },
+    )
     label_scoring: LabelScoring = field(
         default="first",
         metadata={
@@ -159,6 +170,8 @@ class ModelConfig:
         check_choices(self, "model")
         if not self.pseudo_residual_scale > 0:
             raise ConfigError(f"model.pseudo_residual_scale: expected > 0, got {self.pseudo_residual_scale}")
+        if not self.score_loss_weight >= 0:
+            raise ConfigError(f"model.score_loss_weight: expected a weight >= 0, got {self.score_loss_weight}")
         if not self.fusion_head_weight >= 0:
             raise ConfigError(f"model.fusion_head_weight: expected a weight >= 0, got {self.fusion_head_weight}")
         if not -50.0 <= self.pseudo_gate_init <= 50.0:

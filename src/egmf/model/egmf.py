@@ -38,8 +38,8 @@ from egmf.errors import ConfigError, DataFormatError
 from egmf.model.base import FusionOutput, ModelOutput, Prediction
 from egmf.model.config import ModelConfig, text_feature_dim
 from egmf.model.llm.backends import input_embedding_scale, load_llm
-from egmf.model.llm.decoding import (NumberConstraint, distinct_first_tokens, greedy_decode, parse_label, parse_score,
-                                     score_options)
+from egmf.model.llm.decoding import (NumberConstraint, distinct_first_tokens, greedy_decode, option_log_probs,
+                                     parse_label, parse_score, score_options)
 from egmf.model.llm.lora import lora_parameters, wrap_with_lora
 from egmf.model.llm.precision import cast_frozen_linears, resolve_autocast, resolve_frozen_dtype
 from egmf.model.llm.prompts import IGNORE, EncodedBatch, PromptEncoder, format_score
@@ -316,14 +316,17 @@ class EGMF(nn.Module):
             return [1.0] * self.num_pseudo
         return [float(x) for x in torch.sigmoid(self.visibility.logits().detach())]
 
-    def _embeds(self, eb: EncodedBatch, fusion: FusionOutput | None) -> torch.Tensor:
+    def _embeds(self, eb: EncodedBatch, fusion: FusionOutput | None, rows: list[int] | None = None) -> torch.Tensor:
+        """The prompt's input embeddings with the fusion's pseudo tokens in its slots; ``rows``: the batch rows of
+        ``fusion`` that ``eb`` encodes (default: all, in order)."""
         embeds = self.llm.get_input_embeddings()(eb.input_ids)
         if fusion is None or self.num_pseudo == 0:
             return embeds
+        tokens = fusion.tokens if rows is None else fusion.tokens[rows]
         b, k = eb.pseudo_index.shape
-        rows = torch.arange(b, device=embeds.device).repeat_interleave(k)
+        at = torch.arange(b, device=embeds.device).repeat_interleave(k)
         # index_put (not in place on a leaf view) keeps the gradient path to the fusion.
-        return embeds.index_put((rows, eb.pseudo_index.reshape(-1)), fusion.tokens.reshape(b * k, -1).to(embeds.dtype))
+        return embeds.index_put((at, eb.pseudo_index.reshape(-1)), tokens.reshape(b * k, -1).to(embeds.dtype))
 
     # -- training -------------------------------------------------------------------------------------------
     def score(self, batch: Batch) -> ScoreOutput:
@@ -385,6 +388,11 @@ class EGMF(nn.Module):
         if self.fusion_heads is not None and s.fusion.fused is not None:
             head = self.fusion_heads.loss(s.fusion.fused, batch.samples) * self.cfg.fusion_head_weight
             aux = head if aux is None else aux + head
+        if self.cfg.score_loss_weight > 0:
+            grid = self.grid_loss(batch.samples, s.fusion)
+            if grid is not None:
+                grid = grid * self.cfg.score_loss_weight
+                aux = grid if aux is None else aux + grid
         loss = task_loss + aux if aux is not None else task_loss
         gates = s.fusion.gates if s.fusion is not None else {}
         return ModelOutput(loss=loss, task_loss=task_loss.detach(), aux_loss=aux, gates=gates)
@@ -401,6 +409,30 @@ class EGMF(nn.Module):
         if self.cfg.answer_loss == "sample_mean":
             per = per / n.clamp(min=1)
         return (w * per).sum() / w.sum().clamp(min=1e-12)
+
+    def grid_loss(self, samples: list[Sample], fusion: FusionOutput | None) -> torch.Tensor | None:
+        """``model.score_loss_weight``'s loss: over the batch's labelled MSA samples, the expected absolute error
+        ``sum_v p(v) |v - y| / half range`` under the LLM's distribution over the score grid (read as 'median'
+        decoding reads it: the prompt without its answer, every grid value scored beside it), summed and divided
+        by the batch size, so that it weighs each sample as the token loss does. ``None`` without MSA samples."""
+        rows = [i for i, s in enumerate(samples) if self._info(s).task == "msa" and s.label is not None]
+        if not rows:
+            return None
+        eb = self._encode([samples[i] for i in rows], with_target=False)
+        embeds = self._embeds(eb, fusion, rows)
+        infos = [self._info(samples[i]) for i in rows]
+        grids = [self.score_grid(info) for info in infos]
+        options = [[self.answer_ids(info, format_score(v)) for v in grid] for info, grid in zip(infos, grids)]
+        with self._autocast():
+            logps = option_log_probs(self.llm, embeds, eb.attention_mask, eb.position_ids, options, restrict=True,
+                                     key_bias=self.key_bias(eb))
+        total = embeds.new_zeros((), dtype=torch.float32)
+        for i, info, grid, logp in zip(rows, infos, grids, logps):
+            lo, hi = info.score_range
+            y = min(max(float(samples[i].label), lo), hi)
+            err = torch.tensor([abs(v - y) for v in grid], device=logp.device) / ((hi - lo) / 2)
+            total = total + (logp.float().exp() * err).sum()
+        return total / len(samples)
 
     # -- inference ------------------------------------------------------------------------------------------
     def answer_ids(self, info: DatasetInfo, label: str) -> list[int]:

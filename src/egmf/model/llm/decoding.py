@@ -35,7 +35,7 @@ from egmf.model.llm.segments import (CACHE_ARG, CACHE_OUT, MIN_SHARED_PREFIX, bi
                                      realign_columns, shared_prefix_length)
 
 __all__ = ["CACHE_ARG", "CACHE_OUT", "LABEL_SCORINGS", "MIN_SHARED_PREFIX", "NumberConstraint", "distinct_first_tokens",
-           "greedy_decode", "parse_label", "parse_score", "score_options", "shared_prefix_length"]
+           "greedy_decode", "option_log_probs", "parse_label", "parse_score", "score_options", "shared_prefix_length"]
 
 # How an option's token log-probabilities become its score (model.label_scoring): their sum (the sequence's
 # log-probability), their mean (length-normalised), or the first token's alone.
@@ -112,7 +112,17 @@ def distinct_first_tokens(options: list[list[int]]) -> bool:
 def score_options(llm, embeds, attention_mask, position_ids, options: list[list[list[int]]],
                   restrict: bool = False, share_prefix: bool = True, scoring: str = "sum",
                   key_bias=None) -> list[torch.Tensor]:
-    """Probabilities over ``options[i]`` (token-id sequences) for each row ``i``, in ONE LLM pass.
+    """Probabilities over ``options[i]`` (token-id sequences) for each row ``i``, in ONE LLM pass (on the CPU, no
+    gradient); :func:`option_log_probs` is the same pass with gradients, for a training loss."""
+    return [lp.exp().cpu() for lp in option_log_probs(llm, embeds, attention_mask, position_ids, options, restrict,
+                                                      share_prefix, scoring, key_bias)]
+
+
+def option_log_probs(llm, embeds, attention_mask, position_ids, options: list[list[list[int]]],
+                     restrict: bool = False, share_prefix: bool = True, scoring: str = "sum",
+                     key_bias=None) -> list[torch.Tensor]:
+    """Log-probabilities over ``options[i]`` (token-id sequences) for each row ``i``, in ONE LLM pass; differentiable
+    (the grid loss of :class:`~egmf.model.egmf.EGMF` trains through it).
 
     ``restrict=True`` normalises each position over the tokens the options use only (the LM head is applied to
     those rows alone), instead of over the whole vocabulary: the distribution of a model constrained to write
@@ -127,8 +137,8 @@ def score_options(llm, embeds, attention_mask, position_ids, options: list[list[
     ``share_prefix``: the leading tokens every row shares (the task instruction) are read once, not per row.
 
     ``scoring`` (:data:`LABEL_SCORINGS`): an option's score is the sum of its tokens' log-probabilities (EOS
-    included), their mean, or the first token's alone; the probabilities returned are the softmax of the scores
-    over each row's options. ``"first"`` needs options with distinct first tokens (checked); ``"sum"`` and
+    included), their mean, or the first token's alone; the log-probabilities returned are the log-softmax of the
+    scores over each row's options. ``"first"`` needs options with distinct first tokens (checked); ``"sum"`` and
     ``"first"`` agree on the ranking of a model whose later tokens are certain, ``"mean"`` divides the deciding
     first token's log-probability by the length and so favours long options there.
     """
@@ -207,7 +217,7 @@ def score_options(llm, embeds, attention_mask, position_ids, options: list[list[
             if scoring == "first":
                 token_logp = token_logp[:1]
             scores.append(token_logp.mean() if scoring == "mean" else token_logp.sum())
-        result.append(torch.stack(scores).softmax(-1).cpu() if scores else torch.empty(0))
+        result.append(torch.stack(scores).log_softmax(-1) if scores else logp.new_empty(0))
     return result
 
 
