@@ -31,10 +31,10 @@ VARIANTS = {
                     "a linear head on the fused vector trained on the label, loss weight 0.5 (gate at -6)"),
     "fusion_head_gate_-2": (["model.fusion_head_weight=0.5", "model.pseudo_gate_init=-2"],
                             "the fusion head (0.5) and the visibility gate at g = -2"),
-    "score_loss_1": (["model.score_loss_weight=1"],
-                     "the defaults plus the expected absolute error over the score grid at weight 1 (MSA)"),
     "score_loss_3": (["model.score_loss_weight=3"],
                      "the defaults plus the expected absolute error over the score grid at weight 3 (MSA)"),
+    "score_loss_10": (["model.score_loss_weight=10"],
+                      "the defaults plus the expected absolute error over the score grid at weight 10 (MSA)"),
 }
 
 
