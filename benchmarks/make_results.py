@@ -27,6 +27,8 @@ SECTIONS = [
     ("quickstart_variants", "benchmarks/quickstart_variants.py", "the quickstart's run per start of the pseudo tokens"),
     ("quickstart_fusion_head", "benchmarks/quickstart_variants.py --variants default,fusion_head,fusion_head_gate_-2 "
      "--section quickstart_fusion_head", "the quickstart's run with the fusion head"),
+    ("quickstart_score_loss", "benchmarks/quickstart_variants.py --variants default,score_loss_3,score_loss_10 "
+     "--section quickstart_score_loss", "the quickstart's run with the expected-error loss over the score grid"),
     ("quickstart_anchors", "benchmarks/quickstart_anchors.py", "linear anchors on the quickstart's generated data"),
     ("heldout_meld", "benchmarks/baseline_rates.py", "MELD: the held-out selection dialogues against dev"),
     ("baseline_rates", "benchmarks/baseline_rates.py", "MELD: late_fusion / mult learning rates chosen on valid"),
@@ -43,6 +45,8 @@ SECTIONS = [
     ("quality_ravdess_converged_fusion_head_seeds", "benchmarks/quality.py ravdess --converge --models "
      "egmf,egmf_fusion_head --llm-seeds 1111,2222,3333 --llm-epochs 10 --tag fusion_head_seeds",
      "RAVDESS: EGMF with and without the fusion head over three seeds"),
+    ("quality_ravdess_converged_mult_pooling", "benchmarks/quality.py ravdess --converge --seeds 1111,2222,3333 "
+     "--models mult,mult_mean_pool --tag mult_pooling", "RAVDESS: MulT pooling its streams by last state or mean"),
     ("ablation_ravdess_converged_egmf_fusion_head", "benchmarks/ablation.py --dataset ravdess --converge "
      "--base-variant egmf_fusion_head --full-seeds 1111,2222,3333 --llm-epochs 10",
      "RAVDESS: EGMF's ablations at convergence, from EGMF with the fusion head"),

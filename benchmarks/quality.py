@@ -48,17 +48,19 @@ DESCRIPTIONS = {
     "egmf_mean_gate": "EGMF with both gating levels replaced by a uniform mean",
     "llm_text": "SmolLM2 + LoRA on the prompt alone (no fusion)",
     "late_fusion": "late-fusion MLP (no LLM)",
-    "mult": "MulT-style cross-modal transformer (no LLM)",
+    "mult": "MulT-style cross-modal transformer (no LLM; streams mean-pooled by default since 2026-12-06, last state before)",
     "egmf_fusion_head": "EGMF with model.fusion_head_weight=0.5 (a label head on the fused vector)",
     "egmf_no_head": "EGMF with model.fusion_head_weight=0 (no fusion head: the default before 2026-12-03)",
     "mult_mean_pool": "MulT with model.baseline.pooling=mean (each stream's masked mean, not its last state)",
+    "mult_last_state": "MulT with model.baseline.pooling=last (each stream's last state, as the MulT paper)",
 }
 # Rows that are a registered model with settings changed: name -> the overrides that make it. The fusion head is
 # EGMF's default since 2026-12-03; egmf_fusion_head names it explicitly (its run folders predate that), and run
 # folders of "egmf" made before then hold fusion_head_weight 0 (a rerun of "egmf" there is refused: delete them).
 VARIANTS = {"egmf_fusion_head": ["model.name=egmf", "model.fusion_head_weight=0.5"],
             "egmf_no_head": ["model.name=egmf", "model.fusion_head_weight=0"],
-            "mult_mean_pool": ["model.name=mult", "model.baseline.pooling=mean"]}
+            "mult_mean_pool": ["model.name=mult", "model.baseline.pooling=mean"],
+            "mult_last_state": ["model.name=mult", "model.baseline.pooling=last"]}
 
 
 MELD_SETUP = ("MELD train minus held-out train dialogues (checkpoint selection: as many whole dialogues as dev has, "
