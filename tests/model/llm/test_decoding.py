@@ -14,7 +14,8 @@ from torch import nn
 from egmf.errors import ConfigError
 from egmf.model.llm import decoding
 from egmf.model.llm.backends import build_byte_tokenizer, build_tiny_llm
-from egmf.model.llm.decoding import NumberConstraint, greedy_decode, parse_label, parse_score, score_options
+from egmf.model.llm.decoding import (NumberConstraint, greedy_decode, option_trie, parse_label, parse_score,
+                                     score_options)
 
 TOK = build_byte_tokenizer()
 ONE_DECIMAL = re.compile(r"^-?(0|[1-9]\d*)\.\d$")
@@ -260,3 +261,27 @@ def test_generation_with_a_shared_prefix_matches_generation_without(attention):
         shared = greedy_decode(model, embeds, mask, pos, TOK, 6, constraints)
         alone = greedy_decode(model, embeds, mask, pos, TOK, 6, constraints, share_prefix=False)
     assert shared == alone
+
+
+def test_option_trie_reads_a_shared_prefix_once():
+    eos = 0
+    options = [[5, 6, 7, eos], [5, 6, 8, eos], [5, 9, eos], [4, eos]]
+    trie = option_trie(options)
+    # Proper prefixes only, in first-seen order: (5,) (5,6) (5,6,7) (5,6,8) (5,9) (4,); 6 columns instead of 3+3+2+1.
+    assert trie == {(5,): 0, (5, 6): 1, (5, 6, 7): 2, (5, 6, 8): 3, (5, 9): 4, (4,): 5}
+    assert option_trie([[eos], [3, eos]]) == {(3,): 0}
+
+
+def test_a_whole_score_grid_scored_as_a_tree_equals_each_value_alone():
+    """Every one-decimal value of [-1, 1] (21 options sharing '-', '-0', '-0.', ...) in one pass, against each
+    option run after the prompt on its own."""
+    model, _ = build_tiny_llm(32, 2, seed=7)
+    embeds, mask, pos = prompt_batch([6, 3], seed=4)
+    grid = [f"{k / 10:.1f}" for k in range(-10, 11)]
+    opts = [TOK(v, add_special_tokens=False)["input_ids"] + [TOK.eos_token_id] for v in grid]
+    assert len(option_trie(opts)) < sum(len(o) - 1 for o in opts) // 2
+    with torch.no_grad():
+        probs = score_options(model, embeds, mask, pos, [opts, opts])
+        for row in range(2):
+            expected = brute_force_probs(model, embeds, mask, pos, row, opts)
+            assert torch.allclose(probs[row], expected, atol=1e-5), (row, probs[row], expected)
