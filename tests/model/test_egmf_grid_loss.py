@@ -15,7 +15,6 @@ from egmf.data.collate import collate
 from egmf.errors import ConfigError
 from egmf.model.config import ModelConfig
 from egmf.model.llm.decoding import score_options
-from egmf.model.llm.prompts import format_score
 
 
 def _grid_probs(model, samples):
@@ -23,7 +22,7 @@ def _grid_probs(model, samples):
     eb = model._encode(samples, with_target=False)
     embeds = model._embeds(eb, model._fuse(collate(samples)))
     infos = [model._info(s) for s in samples]
-    options = [[model.answer_ids(i, format_score(v)) for v in model.score_grid(i)] for i in infos]
+    options = [model.grid_answer_ids(i) for i in infos]
     return score_options(model.llm, embeds, eb.attention_mask, eb.position_ids, options, restrict=True,
                          key_bias=model.key_bias(eb))
 

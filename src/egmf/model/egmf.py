@@ -422,7 +422,7 @@ class EGMF(nn.Module):
         embeds = self._embeds(eb, fusion, rows)
         infos = [self._info(samples[i]) for i in rows]
         grids = [self.score_grid(info) for info in infos]
-        options = [[self.answer_ids(info, format_score(v)) for v in grid] for info, grid in zip(infos, grids)]
+        options = [self.grid_answer_ids(info) for info in infos]
         with self._autocast():
             logps = option_log_probs(self.llm, embeds, eb.attention_mask, eb.position_ids, options, restrict=True,
                                      key_bias=self.key_bias(eb))
@@ -449,6 +449,11 @@ class EGMF(nn.Module):
         """Every score the model can write for ``info``: the range in steps of 0.1."""
         lo, hi = info.score_range
         return [round(lo + k / 10, 1) for k in range(int(round((hi - lo) * 10)) + 1)]
+
+    def grid_answer_ids(self, info: DatasetInfo) -> list[list[int]]:
+        """The answer token ids of every value of :meth:`score_grid`, in its order: the options that median decoding
+        and the grid loss score."""
+        return [self.answer_ids(info, format_score(v)) for v in self.score_grid(info)]
 
     def label_scoring(self, info: DatasetInfo) -> str:
         """How ``info``'s labels are scored: ``model.label_scoring``, except that ``first`` falls back to ``sum``
@@ -511,7 +516,7 @@ class EGMF(nn.Module):
             idx = torch.tensor(msa, device=embeds.device)
             infos = [self._info(samples[i]) for i in msa]
             grids = [self.score_grid(info) for info in infos]
-            options = [[self.answer_ids(info, format_score(v)) for v in grid] for info, grid in zip(infos, grids)]
+            options = [self.grid_answer_ids(info) for info in infos]
             probs = score_options(self.llm, embeds[idx], eb.attention_mask[idx], eb.position_ids[idx], options,
                                   restrict=True, key_bias=sub(idx))
             for i, info, grid, p in zip(msa, infos, grids, probs):
