@@ -36,6 +36,9 @@ SECTIONS = [
      "MELD dev with today's defaults: EGMF and llm_text at a 300-step cap"),
     ("quality_meld_converged_baselines", "benchmarks/quality.py meld --converge --models late_fusion,mult --seeds "
      "1111,2222,3333 --tag baselines", "MELD dev with today's defaults: late_fusion / mult until valid stops improving"),
+    ("quality_meld_converged_mult", "benchmarks/quality.py meld --converge --models mult --seeds 1111,2222,3333 "
+     "--baseline-epochs 40 --baseline-patience 5 --tag mult", "MELD dev: MulT (mean-pooled streams) until valid "
+     "stops improving"),
     ("quality_meld", "benchmarks/quality.py meld", "MELD dev: EGMF and every baseline (old defaults, 100 steps)"),
     ("ablation_meld", "benchmarks/ablation.py", "MELD dev: EGMF's ablations (experts, expert gate, K, LoRA rank)"),
     ("classical_anchors", "benchmarks/classical_anchors.py", "MELD dev: classical text anchors"),
