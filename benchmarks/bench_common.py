@@ -77,10 +77,9 @@ def llm_autocast(backend: str) -> str:
     """``model.llm.autocast`` of a sweep's LLM, resolved here so that the run folders and tables name what ran
     ('bf16' or 'none', not 'auto'): bf16 where this machine computes bf16 natively, else none (the model's own
     'auto'); the tiny test LLM always none."""
-    from egmf.model.llm.config import LLMConfig
-    from egmf.model.llm.precision import resolve_autocast
+    from egmf.model.llm.precision import native_bf16
 
-    return "none" if backend == "tiny" else resolve_autocast(LLMConfig(backend=backend, autocast="auto"))
+    return "bf16" if backend != "tiny" and native_bf16() else "none"
 
 
 def command_line() -> str:

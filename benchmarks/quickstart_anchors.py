@@ -48,12 +48,15 @@ def pooled(samples, modalities) -> np.ndarray:
     return np.asarray(rows)
 
 
+RIDGE_ALPHAS = np.logspace(-2, 4, 25)
+
+
 def regressor():
     from sklearn.linear_model import RidgeCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 25)))
+    return make_pipeline(StandardScaler(), RidgeCV(alphas=RIDGE_ALPHAS))
 
 
 def classifier():
@@ -82,7 +85,7 @@ def mosei_rows(train, test, info, size: str) -> list[dict]:
     preds = {"mean score of train (the quickstart's baseline)": np.full(len(test), y.mean())}
     for name, mods in MODALITY_SETS.items():
         preds[f"{name}: mean+std + ridge"] = regressor().fit(pooled(train, mods), y).predict(pooled(test, mods))
-    preds["words: TF-IDF + ridge"] = text_model(RidgeCV(alphas=np.logspace(-2, 4, 25))).fit(
+    preds["words: TF-IDF + ridge"] = text_model(RidgeCV(alphas=RIDGE_ALPHAS)).fit(
         [s.text for s in train], y).predict([s.text for s in test])
     rows = []
     for name, p in preds.items():
@@ -109,9 +112,12 @@ def meld_rows(train, test, info, size: str) -> list[dict]:
         preds[f"{name}: mean+std + LR"] = list(classifier().fit(pooled(train, mods), y).predict(pooled(test, mods)))
     preds["words: TF-IDF + LR"] = list(text_model(LogisticRegression(max_iter=2000, C=10.0)).fit(
         [s.text for s in train], y).predict([s.text for s in test]))
-    return [{"data": f"MELD-format, {size}", "anchor": name,
-             "weighted F1": f"{compute_metrics(info, p, truth)['weighted_f1']:.4f}",
-             "accuracy": f"{compute_metrics(info, p, truth)['accuracy']:.4f}"} for name, p in preds.items()]
+    rows = []
+    for name, p in preds.items():
+        m = compute_metrics(info, p, truth)
+        rows.append({"data": f"MELD-format, {size}", "anchor": name, "weighted F1": f"{m['weighted_f1']:.4f}",
+                     "accuracy": f"{m['accuracy']:.4f}"})
+    return rows
 
 
 def main() -> None:
