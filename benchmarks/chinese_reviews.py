@@ -181,12 +181,14 @@ def anchors(path: Path, subset_ids: set[str], e5_train_limit: int = 3000) -> lis
 
 
 # ---------------------------------------------------------------------------------------------- LLM rows
-def base_config(path: Path, steps: int, backend: str, limits: dict[str, int], smoke: bool, evals: int = 1) -> dict:
+def base_config(path: Path, steps: int, backend: str, limits: dict[str, int], smoke: bool, evals: int = 1,
+                class_weighting: str = "none") -> dict:
     cfg = {
         "name": "x", "output_dir": "x",
         "data": {"datasets": [{"name": "custom", "path": str(path)}], "limit": dict(limits)},
         "model": {
             "name": "egmf", "text_source": "auto", "sentence_encoder": "multilingual-e5-small",
+            "class_weighting": class_weighting,
             "llm": {"backend": backend, "autocast": llm_autocast(backend)},
             "fusion": {"d_model": 128, "num_pseudo_tokens": 4},
             "lora": {"r": 8, "alpha": 16},
@@ -279,6 +281,9 @@ def main() -> None:
     ap.add_argument("--budget-min", type=float, default=0, help="start an LLM row only if it is expected to end "
                     "within this many minutes of the start (0 = no limit); the rows left are listed as not run")
     ap.add_argument("--e5-train-limit", type=int, default=3000, help="seeded train reviews the e5 anchor fits on (0 = all)")
+    ap.add_argument("--class-weighting", default="none", choices=["none", "balanced", "sqrt"],
+                    help="model.class_weighting of every LLM run (MELD sentiment is 47%% neutral; the reviews are "
+                    "all polar)")
     ap.add_argument("--seeds", default=str(SEED))
     ap.add_argument("--tag", default="", help="a second budget beside the first: writes results/chinese_reviews_TAG.md "
                     "and trains into runs/reviews_TAG (the anchors are read back from --work)")
@@ -322,7 +327,7 @@ def main() -> None:
                f"the best of {args.evals} evenly spaced checkpoints chosen") + f" on a valid subset of "
             f"{args.valid_limit}, scored on a fixed test subset of {args.test_limit} (data.limit, seeded); LoRA r=8, "
             f"K=4, lr 2e-4 (LoRA) / 1e-3 (fusion), no dialogue context, prompts capped at 160 tokens, "
-            f"constrained decoding; seeds {args.seeds}",
+            f"constrained decoding; class weighting {args.class_weighting}; seeds {args.seeds}",
             "anchors: fit on the full train split, C of the logistic regression chosen on valid from "
             f"{list(C_GRID)}, scored on the full test split and on the LLM rows' test subset",
             "metrics: accuracy and weighted F1 (egmf.evaluation.metrics, ERC family) in percent",
@@ -353,7 +358,7 @@ def main() -> None:
     from egmf.experiments.ablation import run_or_reuse
     from egmf.typed_config import apply_overrides
 
-    base = base_config(reviews, args.steps, gemma, limits, args.smoke, args.evals)
+    base = base_config(reviews, args.steps, gemma, limits, args.smoke, args.evals, args.class_weighting)
     what = {
         "llm_text_gemma": (gemma, ["model.name=llm_text", "model.text_source=none"], "LLM + LoRA on the prompt alone"),
         "egmf_smollm2": (smol, [], "EGMF, as above, on the English LLM (for contrast)"),
@@ -388,7 +393,7 @@ def main() -> None:
             label = f"{name.rsplit('_', 1)[0]} / {backend}"
             if not in_budget(label, minutes):
                 continue
-            llm_base = base_config(reviews, args.steps, backend, limits, args.smoke, args.evals)
+            llm_base = base_config(reviews, args.steps, backend, limits, args.smoke, args.evals, args.class_weighting)
             trained = train_models(llm_base, {name: overrides}, runs, seeds)[name]
             rows.append(llm_row(label, desc, trained.result, REVIEWS))
         write()
