@@ -53,6 +53,8 @@ def main() -> None:
     ap.add_argument("--patience", type=int, default=3, help="--converge: epochs without improvement")
     ap.add_argument("--without-full", action="store_true",
                     help="leave out the full row: for a second process while another trains it (same run folder)")
+    ap.add_argument("--tag", default="", help="a second table beside the first (other variants or seeds): writes "
+                    "results/ablation_<dataset>[_converged][_<base>]_TAG.md; run folders are shared")
     ap.add_argument("--smoke", action="store_true", help="tiny LLM, 16 train samples, 2 steps: checks the script")
     args = ap.parse_args()
     outside_repo(args.work)
@@ -77,9 +79,11 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     full_seeds = [int(s) for s in (args.full_seeds or args.seeds).split(",")]
     on = "" if args.base_variant == "egmf" else f"_{args.base_variant}"
-    section = Section(f"ablation_{tag.removesuffix('_smoke')}{on}{'_smoke' if args.smoke else ''}", f"Ablations of EGMF on real data: {args.dataset.upper()}"
+    section = Section(f"ablation_{tag.removesuffix('_smoke')}{on}{'_' + args.tag if args.tag else ''}"
+                      f"{'_smoke' if args.smoke else ''}", f"Ablations of EGMF on real data: {args.dataset.upper()}"
                       f"{', each variant trained to convergence' if args.converge else ''}"
-                      f"{'' if not on else ', starting from ' + args.base_variant}")
+                      f"{'' if not on else ', starting from ' + args.base_variant}"
+                      f"{' (' + args.tag + ')' if args.tag else ''}")
     full = args.base_variant
     start = list(QUALITY_VARIANTS.get(full, ["model.name=egmf"]))
     results = {}

