@@ -126,7 +126,11 @@ def main() -> None:
         m = score(clf, load_pooled(args.out, ids_tr, key), y_tr, load_pooled(args.out, ids_te, key), y_te)
         rows.append((name, m))
         print(f"{name}: accuracy {m['accuracy']:.4f}  weighted F1 {m['weighted_f1']:.4f}", flush=True)
-    majority = max(set(y_te), key=y_te.count)
+    # RAVDESS test actors have ties (16 clips of each non-neutral class): name all of them, sorted, so the
+    # label does not depend on set order (hash randomisation) from one run to the next.
+    top = max(y_te.count(c) for c in set(y_te))
+    tied = sorted(c for c in set(y_te) if y_te.count(c) == top)
+    majority = tied[0] if len(tied) == 1 else f"{len(tied)} tied: {', '.join(tied)}"
     wall = time.perf_counter() - t0
 
     cmd = "nohup .venv/bin/python benchmarks/ravdess_anchors.py " + " ".join(sys.argv[1:])
@@ -142,7 +146,7 @@ def main() -> None:
         f"({len(test)} clips); {report['counts']['failed']} extraction failures",
         f"- features: `egmf extract` (`egmf.features`), settings {report['settings']}",
         f"- the extracted custom-format dataset: `{args.out}` (loads with `load_dataset('custom', ...)`)", "",
-        *anchor_table(rows, majority, y_te.count(majority) / len(y_te)).splitlines(),
+        *anchor_table(rows, majority, top / len(y_te)).splitlines(),
     ]
     lines += ["", "DESIGN.md's anchors (8 train / 8 test actors, a larger split than this one): eGeMAPS + SVM "
               "about 0.44 accuracy, Whisper tiny.en + LR about 0.64.", ""]
