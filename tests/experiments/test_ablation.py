@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 
 import pytest
-import torch
 
 from egmf.config import config_from_dict
 from egmf.errors import ConfigError
@@ -15,12 +14,7 @@ from egmf.experiments.result import RunResult, SeedResult
 from egmf.experiments.run import run
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: tiny models, one thread
 
 
 def tiny_base(data, out, **model) -> dict:

@@ -6,7 +6,6 @@ import csv
 import json
 
 import pytest
-import torch
 
 from egmf.config import DatasetEntry, config_from_dict
 from egmf.data.schema import CHERMA_EMOTIONS, MELD_EMOTIONS, MELD_SENTIMENTS, DatasetInfo, Sample
@@ -20,12 +19,7 @@ MOSEI = DatasetInfo("mosei", "msa", "en", score_range=(-3.0, 3.0), metric_family
 SIMSV2 = DatasetInfo("simsv2", "msa", "zh", score_range=(-1.0, 1.0), metric_family="sims")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: tiny models, one thread
 
 
 # ------------------------------------------------------------------------------------------ mappings
