@@ -23,6 +23,7 @@ import os
 import platform
 import sys
 import time
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -128,8 +129,9 @@ def main() -> None:
         print(f"{name}: accuracy {m['accuracy']:.4f}  weighted F1 {m['weighted_f1']:.4f}", flush=True)
     # RAVDESS test actors have ties (16 clips of each non-neutral class): name all of them, sorted, so the
     # label does not depend on set order (hash randomisation) from one run to the next.
-    top = max(y_te.count(c) for c in set(y_te))
-    tied = sorted(c for c in set(y_te) if y_te.count(c) == top)
+    counts = Counter(y_te)
+    top = max(counts.values())
+    tied = sorted(c for c, n in counts.items() if n == top)
     majority = tied[0] if len(tied) == 1 else f"{len(tied)} tied: {', '.join(tied)}"
     wall = time.perf_counter() - t0
 
