@@ -7,6 +7,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 
 from egmf.data.schema import MELD_EMOTIONS, DatasetInfo, Sample
 from egmf.model.config import ModelConfig
@@ -60,6 +61,22 @@ def tiny_config(**kw) -> ModelConfig:
     return ModelConfig(**base)
 
 
+def nonzero_lora(model):
+    """``model`` with its LoRA B matrices drawn small and nonzero (seeded): a fresh adapter is zero, which would
+    hide gradient errors in A and make every adapter placement look alike."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in model.llm.named_parameters():
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+    return model
+
+
+@pytest.fixture(name="nonzero_lora")
+def _nonzero_lora():
+    return nonzero_lora
+
+
 @pytest.fixture(name="infos")
 def _infos():
     return INFOS
@@ -94,8 +111,6 @@ def mixed_batch():
 @pytest.fixture
 def build():
     """``build(**config_overrides) -> EGMF`` on the tiny LLM, in eval mode, seeded."""
-    import torch
-
     from egmf.model.egmf import EGMF
 
     def make(infos=None, dims=None, **kw):

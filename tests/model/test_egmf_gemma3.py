@@ -35,17 +35,11 @@ def tiny_gemma3(seed: int = 0):
 
 
 @pytest.fixture
-def gemma_egmf(tiny_config, infos, dims):
+def gemma_egmf(tiny_config, infos, dims, nonzero_lora):
     def make(**kw):
         llm, tok = tiny_gemma3()
         torch.manual_seed(0)
-        model = EGMF(tiny_config(**kw), infos, dims, llm=llm, tokenizer=tok)
-        g = torch.Generator().manual_seed(1)
-        with torch.no_grad():  # nonzero LoRA B: a fresh adapter would hide gradient errors in A
-            for name, p in model.llm.named_parameters():
-                if "lora_B" in name:
-                    p.copy_(torch.randn(p.shape, generator=g) * 0.1)
-        return model
+        return nonzero_lora(EGMF(tiny_config(**kw), infos, dims, llm=llm, tokenizer=tok))
 
     return make
 

@@ -17,20 +17,14 @@ LAYERS = 3
 
 
 @pytest.fixture
-def upper(infos, dims, tiny_config):
+def upper(infos, dims, tiny_config, nonzero_lora):
     """``upper(layers_from=2, **lora/llm overrides)``: the tiny EGMF (3 layers) with nonzero LoRA B, training."""
 
     def make(layers_from: int = 2, share_prefix: bool = True, no_grad: bool = True) -> EGMF:
         torch.manual_seed(0)
         cfg = tiny_config(llm={"tiny_layers": LAYERS, "share_prefix": share_prefix},
                           lora={"layers_from": layers_from, "lower_layers_no_grad": no_grad})
-        model = EGMF(cfg, infos, dims)
-        g = torch.Generator().manual_seed(1)
-        with torch.no_grad():
-            for name, p in model.llm.named_parameters():
-                if "lora_B" in name:
-                    p.copy_(torch.randn(p.shape, generator=g) * 0.1)
-        return model.train()
+        return nonzero_lora(EGMF(cfg, infos, dims)).train()
 
     return make
 

@@ -22,7 +22,7 @@ KINDS = ("one dataset", "two English datasets", "English and Chinese")
 
 
 @pytest.fixture
-def kit(infos, dims, make_sample, tiny_config):
+def kit(infos, dims, make_sample, tiny_config, nonzero_lora):
     """``kit.batch(kind)``, ``kit.model(attention='sdpa', **config overrides)`` on the datasets of every kind."""
     all_infos, all_dims = {**infos, "iemo": IEMO}, {**dims, "iemo": dims["meld"]}
 
@@ -38,20 +38,11 @@ def kit(infos, dims, make_sample, tiny_config):
 
     def model(attention: str = "sdpa", **kw) -> EGMF:
         torch.manual_seed(0)
-        return trained_looking(EGMF(tiny_config(**kw), all_infos, all_dims), attention)
+        model = nonzero_lora(EGMF(tiny_config(**kw), all_infos, all_dims))
+        model.llm.get_base_model().set_attn_implementation(attention)
+        return model.train()
 
     return dataclasses.make_dataclass("Kit", ["batch", "model", "make_sample"])(batch, model, make_sample)
-
-
-def trained_looking(model: EGMF, attention: str = "sdpa") -> EGMF:
-    """``model`` with nonzero LoRA B (a fresh adapter is zero, which would hide gradient errors in A)."""
-    model.llm.get_base_model().set_attn_implementation(attention)
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, p in model.llm.named_parameters():
-            if "lora_B" in name:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
-    return model.train()
 
 
 def loss_and_grads(model: EGMF, batch):
