@@ -117,6 +117,7 @@ def main() -> None:
         section.add("", *paired_by_seed(results, dataset, metric, full))
     elif full in results and len(full_seeds) > 1:
         section.add("", *against_full_range(results, dataset, metric, full))
+    section.add(*selection_check(results, dataset, metric))
     budget = (f"each variant until valid stops improving: one evaluation per epoch, patience {args.patience} epochs, "
               f"cap {args.llm_epochs} epochs, the best valid epoch scored on test" if args.converge else
               f"{steps} optimiser steps at batch 8 per variant, checkpoint chosen on valid every "
@@ -145,6 +146,23 @@ def against_full_range(results: dict[str, Trained], dataset: str, metric: str, b
                        "above the full model's range" if v > hi else "within the full model's range: not evidence")
             lines.append(f"- {name} (seed {seed}): {v:.4f}, {v - sum(full) / len(full):+.4f} against the mean ({verdict})")
     return lines
+
+
+def selection_check(results: dict[str, Trained], dataset: str, metric: str) -> list[str]:
+    """Whether the valid score that chose each run's checkpoint ranks the runs as their test score does: where it
+    does not, differences between rows partly measure which run the valid split happened to favour."""
+    from scipy.stats import spearmanr
+
+    pairs = [(r.valid[dataset][metric], r.test[dataset][metric]) for t in results.values()
+             for r in t.result.seeds.values() if metric in r.valid.get(dataset, {}) and metric in r.test.get(dataset, {})]
+    valid, test = zip(*pairs) if pairs else ((), ())
+    name = metric.replace("_", " ")
+    if len(pairs) < 4 or len(set(valid)) < 2 or len(set(test)) < 2:
+        return ["", f"Selection check: not measured (fewer than 4 runs, or every run has the same valid or test {name})."]
+    rho = spearmanr(valid, test).statistic
+    return ["", f"Selection check: over the {len(pairs)} runs above, the Spearman rank correlation of the best valid "
+            f"{name} (the score that chose each checkpoint) with the test {name} is {rho:+.2f}"
+            + ("; the valid split does not rank the runs as the test split does." if rho < 0.3 else ".")]
 
 
 def paired_by_seed(results: dict[str, Trained], dataset: str, metric: str, base: str = "egmf") -> list[str]:
