@@ -123,6 +123,9 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_result(tiny_data, tmp_path, 
     ma = json.loads((a / "metrics.json").read_text())
     mb = json.loads((b / "metrics.json").read_text())
     assert ma["test"] == mb["test"] and ma["valid"] == mb["valid"]
+    # The resumed run reports its whole training time: the killed process's saved seconds plus the resumed ones.
+    assert killed_at["train_seconds"] > 0
+    assert mb["training"]["train_seconds"] > killed_at["train_seconds"]
 
 
 def test_two_processes_match_one_process(tiny_data, tmp_path):

@@ -59,6 +59,9 @@ class TrainerState:
     bad_evals: int = 0
     done: bool = False
     history: list[dict] = field(default_factory=list)
+    # Wall seconds of training so far, the processes before a resume included, so that a resumed run reports
+    # its whole training time rather than only its last process's.
+    train_seconds: float = 0.0
 
 
 def resolve_precision(setting: str) -> str:
@@ -179,6 +182,7 @@ class SeedTraining:
             f"{type(self.sampler).__name__} batches, {self.total_steps} steps, {_evaluations(self.eval_steps)}"
         )
         self.state = TrainerState()
+        self._started, self._seconds_before = time.monotonic(), 0.0
         self.last_dir, self.best_dir = seed_dir / "checkpoints" / "last", seed_dir / "checkpoints" / "best"
 
     # -- checkpoints -----------------------------------------------------------------------------------------
@@ -223,6 +227,7 @@ class SeedTraining:
 
     def save_last(self) -> None:
         """The resumable checkpoint; every process takes part (each saves its own RNG states)."""
+        self.state.train_seconds = self._elapsed()
         ckpt.save_resumable(self.last_dir, self.accelerator, dict(self.state.__dict__), **self._checkpoint())
 
     # -- evaluation ------------------------------------------------------------------------------------------
@@ -257,6 +262,7 @@ class SeedTraining:
         """Epochs until ``total_steps``, early stopping or the time limit; then reload the best weights."""
         tc, state, accelerator = self.tc, self.state, self.accelerator
         started = time.monotonic()
+        self._started, self._seconds_before = started, state.train_seconds
         bar = progress(total=self.total_steps, initial=state.step, desc="train", unit="step",
                        disable=not accelerator.is_main_process)
         self.model.train()
@@ -275,8 +281,11 @@ class SeedTraining:
         self.save_last()
         accelerator.wait_for_everyone()
         self.raw.load_trainable_state_dict(ckpt.load_weights(self.best_dir))
-        seconds = round(time.monotonic() - started, 1)
-        return {"best_step": state.best_step, "steps": state.step, "train_seconds": seconds}
+        return {"best_step": state.best_step, "steps": state.step, "train_seconds": self._elapsed()}
+
+    def _elapsed(self) -> float:
+        """Seconds this run has trained: this process's, plus those saved by the processes before a resume."""
+        return round(self._seconds_before + time.monotonic() - self._started, 1)
 
     def _epoch(self, started: float, bar) -> None:
         """The rest of the current epoch (after a resume, the batches not yet done are skipped)."""
