@@ -48,6 +48,9 @@ SECTIONS = [
     ("quality_ravdess_converged_fusion_head_seeds", "benchmarks/quality.py ravdess --converge --models "
      "egmf,egmf_fusion_head --llm-seeds 1111,2222,3333 --llm-epochs 10 --tag fusion_head_seeds",
      "RAVDESS: EGMF with and without the fusion head over three seeds"),
+    ("quality_ravdess_converged_fusion_head_cap20", "benchmarks/quality.py ravdess --converge --models "
+     "egmf_fusion_head --llm-seeds 1111,2222,3333 --llm-epochs 20 --work /tmp/egmf_bench_cap20 --tag "
+     "fusion_head_cap20", "RAVDESS: EGMF (fusion head) with a 20-epoch cap instead of 10, three seeds"),
     ("quality_ravdess_converged_mult_pooling", "benchmarks/quality.py ravdess --converge --seeds 1111,2222,3333 "
      "--models mult,mult_mean_pool --tag mult_pooling", "RAVDESS: MulT pooling its streams by last state or mean"),
     ("ablation_ravdess_converged_egmf_fusion_head", "benchmarks/ablation.py --dataset ravdess --converge "
