@@ -261,13 +261,12 @@ class SeedTraining:
     def train(self) -> dict:
         """Epochs until ``total_steps``, early stopping or the time limit; then reload the best weights."""
         tc, state, accelerator = self.tc, self.state, self.accelerator
-        started = time.monotonic()
-        self._started, self._seconds_before = started, state.train_seconds
+        self._started, self._seconds_before = time.monotonic(), state.train_seconds
         bar = progress(total=self.total_steps, initial=state.step, desc="train", unit="step",
                        disable=not accelerator.is_main_process)
         self.model.train()
         while not state.done and state.epoch < tc.epochs:
-            self._epoch(started, bar)
+            self._epoch(bar)
             if not state.done:
                 state.epoch += 1
                 state.micro_in_epoch = 0
@@ -287,7 +286,7 @@ class SeedTraining:
         """Seconds this run has trained: this process's, plus those saved by the processes before a resume."""
         return round(self._seconds_before + time.monotonic() - self._started, 1)
 
-    def _epoch(self, started: float, bar) -> None:
+    def _epoch(self, bar) -> None:
         """The rest of the current epoch (after a resume, the batches not yet done are skipped)."""
         tc, state, accelerator = self.tc, self.state, self.accelerator
         self.sampler.use_epoch(state.epoch)
@@ -306,7 +305,7 @@ class SeedTraining:
             if state.step % tc.log_every == 0 or state.step == 1:
                 values = {"train/epoch": state.epoch, "train/loss": loss, "train/lr_lora": lr[0]}
                 accelerator.log(values, step=state.step)
-            state.done = state.step >= self.total_steps or self._out_of_time(started)
+            state.done = state.step >= self.total_steps or self._out_of_time()
             if state.step in self.eval_steps:
                 self._evaluate_and_check_patience()
             if state.done:
@@ -314,10 +313,10 @@ class SeedTraining:
             if state.step % tc.save_every == 0:
                 self.save_last()
 
-    def _out_of_time(self, started: float) -> bool:
+    def _out_of_time(self) -> bool:
         if not self.tc.time_limit_minutes:
             return False
-        late = torch.tensor(float(time.monotonic() - started > 60 * self.tc.time_limit_minutes))
+        late = torch.tensor(float(time.monotonic() - self._started > 60 * self.tc.time_limit_minutes))
         # Every process must stop at the same step (the next save and evaluation are collective): stop when any
         # one of them is out of time.
         return bool(self.accelerator.reduce(late.to(self.accelerator.device), reduction="sum").item() > 0)
