@@ -86,14 +86,23 @@ def command_line() -> str:
     return ".venv/bin/python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
 
 
+READING = "Reading (written by hand"
+KEPT = "(Kept from this file's version of "
+
+
 class Section:
-    """Collects a script's lines and writes ``results/<name>.md`` with the provenance header."""
+    """Collects a script's lines and writes ``results/<name>.md`` with the provenance header.
+
+    A hand-written reading in the file it replaces (from a paragraph starting with :data:`READING` to the end)
+    is carried over below the new lines, flagged as written for the earlier version, so a rerun never
+    silently drops what someone wrote about a table."""
 
     def __init__(self, name: str, title: str):
         self.name, self.title = name, title
         self.started = time.perf_counter()
         self.load_at_start = load_average()
         self.lines: list[str] = []
+        self.kept = kept_reading(RESULTS / f"{name}.md")
 
     def add(self, *lines: str) -> None:
         self.lines.extend(lines)
@@ -109,9 +118,26 @@ class Section:
             *[f"- {n}" for n in notes or []], "",
         ]
         path = RESULTS / f"{self.name}.md"
-        write_text_atomic(path, "\n".join(head + self.lines) + "\n")
+        write_text_atomic(path, "\n".join(head + self.lines + self.kept) + "\n")
         print(f"wrote {path} ({wall:.0f} s)", flush=True)
         return path
+
+
+def kept_reading(path: Path) -> list[str]:
+    """The hand-written reading of an existing results file, headed by the date of the table it was written for."""
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    kept = next((i for i, line in enumerate(lines) if line.startswith(KEPT)), None)
+    if kept is not None:  # carried over before: its note already names the version it was written for
+        return ["", *lines[kept:]]
+    start = next((i for i, line in enumerate(lines) if line.startswith(READING)), None)
+    if start is None:
+        return []
+    dated = next((line[len("- date: "):] for line in lines[:start] if line.startswith("- date: ")), "an unknown date")
+    note = (f"{KEPT}{dated}: the reading below was written for that version's tables; "
+            "where this run changed a figure above, the figure above holds.)")
+    return ["", note, "", *lines[start:]]
 
 
 @dataclass
