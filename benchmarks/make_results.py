@@ -78,6 +78,9 @@ SECTIONS = [
     ("chinese_reviews_balanced", "benchmarks/chinese_reviews.py --tag balanced --steps 300 --train-limit 4000 "
      "--models '' --class-weighting balanced", "Chinese reviews and the transfer at 300 steps, every LLM run with "
      "balanced class weights"),
+    ("chinese_reviews_xlanchors", "benchmarks/chinese_reviews.py --only anchors --tag xlanchors",
+     "MELD sentiment <-> Chinese reviews through the multilingual sentence vectors alone (e5 + LR), as encoded "
+     "and standardised per language"),
 ]
 
 
