@@ -62,13 +62,25 @@ def test_ablate_unknown_variant_is_a_clean_error(setup):
 def test_transfer_writes_the_table_both_ways(setup):
     root, config, cherma = setup
     result = runner.invoke(app, ["transfer", "--config", str(config), "--target-dataset", "cherma",
-                                 "--target-path", str(cherma), "--target-option", "valid_fraction=0.2", "--reverse"])
+                                 "--target-path", str(cherma), "--target-option", "valid_fraction=0.2", "--reverse",
+                                 "--input-statistics", "source,target"])
     assert result.exit_code == 0, result.output
     out = root / "runs" / "smoke_transfer"
     assert (out / "transfer.csv").is_file()
-    assert re.search(r"\| meld -> cherma +\| cross-lingual +\| text \(8-d\), audio \(6-d\), vision \(5-d\) +\| test +\| +6 +\|",
-                     result.output)
+    fed = r"text \(8-d\), audio \(6-d\), vision \(5-d\)"
+    for statistics in ("as trained", "target's train split"):
+        assert re.search(rf"\| meld -> cherma +\| cross-lingual +\| {fed} +\| {statistics} +\| test +\| +6 +\|",
+                         result.output)
     assert re.search(r"\| cherma -> meld +\| cross-lingual +\|", result.output)
+
+
+def test_transfer_unknown_input_statistics_is_a_clean_error(setup):
+    root, config, cherma = setup
+    result = runner.invoke(app, ["transfer", "--config", str(config), "--target-dataset", "cherma",
+                                 "--target-path", str(cherma), "--input-statistics", "both", "--name", "bad_stats"])
+    assert result.exit_code == 2
+    assert "input statistics: invalid value 'both'; valid choices: source, target" in result.output
+    assert not (root / "runs" / "bad_stats").exists(), "refused before any training"
 
 
 def test_transfer_between_kinds_is_a_clean_error(setup, tmp_path):

@@ -10,8 +10,8 @@ import pytest
 from egmf.config import DatasetEntry, config_from_dict
 from egmf.data.schema import CHERMA_EMOTIONS, MELD_EMOTIONS, MELD_SENTIMENTS, DatasetInfo, Sample
 from egmf.errors import ConfigError
-from egmf.experiments.transfer import (adapt_samples, answer_mapper, label_map, rescale, run_transfer,
-                                       scorable_labels)
+from egmf.experiments.transfer import (adapt_samples, answer_mapper, evaluate_checkpoint_on, label_map, rescale,
+                                       run_transfer, scorable_labels, use_target_statistics)
 
 MELD = DatasetInfo("meld", "erc", "en", labels=MELD_EMOTIONS, metric_family="erc")
 CHERMA = DatasetInfo("cherma", "erc", "zh", labels=CHERMA_EMOTIONS, metric_family="erc")
@@ -175,12 +175,13 @@ def test_transfer_table_has_both_directions_beside_the_target_language_model(erc
     assert rows[0]["modalities"] == "text (LLM embeddings), audio (6-d)"  # vision 5-d vs 7-d: dropped
     assert rows[0]["n_test"] == rows[1]["n_test"] == 5 and rows[0]["split"] == "test" and rows[0]["left_out"] == "-"
     table = md_cells((out / "transfer.md").read_text(encoding="utf-8"))
-    assert table[0] == ["direction", "kind", "modalities fed", "split", "n", "left out", "Acc", "w-F1", "macro-F1",
-                        "outside labels"]
-    assert table[2][:6] == ["meld -> cherma", "cross-lingual", "text (LLM embeddings), audio (6-d)", "test", "5", "-"]
-    assert table[2][6:] == [f"{rows[0]['summary'][k]['mean'] * 100:.2f} ± 0.00" for k in ("accuracy", "weighted_f1",
+    assert table[0] == ["direction", "kind", "modalities fed", "input statistics", "split", "n", "left out", "Acc",
+                        "w-F1", "macro-F1", "outside labels"]
+    assert table[2][:7] == ["meld -> cherma", "cross-lingual", "text (LLM embeddings), audio (6-d)", "as trained",
+                            "test", "5", "-"]
+    assert table[2][7:] == [f"{rows[0]['summary'][k]['mean'] * 100:.2f} ± 0.00" for k in ("accuracy", "weighted_f1",
                                                                                        "macro_f1", "outside_labels")]
-    assert table[2][9] == "0.00 ± 0.00"  # a bijection: every answer is a CHERMA word
+    assert table[2][10] == "0.00 ± 0.00"  # a bijection: every answer is a CHERMA word
     table = list(csv.DictReader((out / "transfer.csv").open(encoding="utf-8")))
     assert [r["direction"] for r in table] == [r["direction"] for r in rows]
 
@@ -236,6 +237,97 @@ def test_msa_transfer_rescales_the_models_own_scores(tmp_path):
     raw = predict_samples(net, [Sample(**{**s.__dict__, "dataset": "mosei", "lang": "en"}) for s in test], 8)
     assert [p["id"] for p in mapped] == [s.id for s in test]
     assert [p["prediction"] for p in mapped] == pytest.approx([min(max(p.prediction / 3, -1), 1) for p in raw])
+
+
+# ------------------------------------------------------------------------------- input statistics
+def test_target_statistics_replace_the_fed_keys_and_keep_the_rest():
+    import numpy as np
+    from torch import nn
+
+    from egmf.model.standardize import FeatureStandardizer
+
+    model = nn.Sequential(FeatureStandardizer({"meld": {"text": 2, "audio": 3}}))
+    model[0].fit({"meld": {"text": (np.array([1.0, 2.0]), np.array([3.0, 4.0])),
+                           "audio": (np.full(3, 5.0), np.full(3, 6.0))}})
+    target = {"text": (np.array([-1.0, 0.5]), np.array([2.0, 0.25])), "audio": (np.zeros(3), np.ones(3))}
+    status = {"text": "fed (2-d)", "audio": "dropped (3-d vs 4-d)", "vision": "not used by the model"}
+    assert use_target_statistics(model, "meld", target, status) == ["text"]
+    stats = model[0].statistics()["meld"]
+    assert stats["text"][0] == pytest.approx([-1.0, 0.5]) and stats["text"][1] == pytest.approx([2.0, 0.25])
+    assert stats["audio"][0] == pytest.approx([5.0] * 3) and stats["audio"][1] == pytest.approx([6.0] * 3)
+    with pytest.raises(ConfigError, match="needs the target's train split features of audio"):
+        use_target_statistics(model, "meld", {"text": target["text"]}, {"text": "fed (2-d)", "audio": "fed (3-d)"})
+    with pytest.raises(ConfigError, match="the Linear model has no input standardiser"):
+        use_target_statistics(nn.Linear(2, 2), "meld", target, {"text": "fed (2-d)"})
+
+
+def test_target_statistics_make_the_transfer_blind_to_an_affine_change_of_the_targets_features(tmp_path):
+    """Scaling the target's audio by 1,000 and shifting it (every split) leaves the answer probabilities unchanged
+    when the target's own statistics standardise it; the source's statistics (the default) are not blind to it.
+    Late fusion: its answers read the features directly (EGMF starts as its text-only LLM)."""
+    import dataclasses
+
+    import numpy as np
+
+    from egmf.config import DataConfig
+    from egmf.data.synth import write_synthetic
+    from egmf.training.data import feature_statistics, load_training_data
+
+    meld = write_synthetic("meld", tmp_path / "meld", size="tiny", seed=6, dims={"text": 8, "audio": 6, "vision": 5})
+    cherma = write_synthetic("cherma", tmp_path / "cherma", size="tiny", seed=7,
+                             shapes={"text": (4, 8), "audio": (5, 6), "vision": (3, 7)})
+    model = {"name": "late_fusion", "baseline": {"hidden": 8, "layers": 1, "dropout": 0.0}}
+    _, out = run_transfer(config_from_dict(_config("meld", meld, tmp_path / "runs", model)),
+                          DatasetEntry("cherma", str(cherma)), log=lambda _: None)
+    best = out / "transfer_train_meld" / "seed_1111" / "checkpoints" / "best"
+    data = load_training_data(DataConfig([DatasetEntry("cherma", str(cherma))], limit={"train": 8, "test": 5}))
+    scale, shift = np.array([1e3, 1.0, 2e3, 5.0, 1e3, 0.5], np.float32), np.arange(6, dtype=np.float32) * 7
+
+    def changed(samples):
+        return [dataclasses.replace(s, audio=s.audio * scale + shift) for s in samples]
+
+    answers = {}
+    for name, train, test in (("as given", data.split("train"), data.split("test")),
+                              ("changed", changed(data.split("train")), changed(data.split("test")))):
+        stats = feature_statistics(train)["cherma"]
+        for choice, own in (("target", stats), ("source", None)):
+            folder = tmp_path / f"{name}_{choice}"
+            metrics, status = evaluate_checkpoint_on(best, CHERMA, test, data.feature_dims["cherma"], folder,
+                                                     target_statistics=own)
+            answers[name, choice] = [
+                [p for _, p in sorted(json.loads(x)["probabilities"].items())]  # over the source's words
+                for x in (folder / "predictions_test.jsonl").read_text(encoding="utf-8").splitlines()]
+            assert status["audio"] == "fed (6-d)"
+            assert json.loads((folder / "metrics.json").read_text(encoding="utf-8"))["input_statistics"] == choice
+    assert np.allclose(answers["as given", "target"], answers["changed", "target"], atol=1e-5)
+    # The default path reads the changed audio through the source's statistics, and its answers move: the check
+    # above is not vacuous.
+    assert not np.allclose(answers["as given", "source"], answers["changed", "source"], atol=1e-2)
+
+
+def test_transfer_scores_each_input_statistics_choice_as_a_row_of_its_own(tmp_path, md_cells):
+    from egmf.data.synth import write_synthetic
+
+    meld = write_synthetic("meld", tmp_path / "meld", size="tiny", seed=6, dims={"text": 8, "audio": 6, "vision": 5})
+    cherma = write_synthetic("cherma", tmp_path / "cherma", size="tiny", seed=7,
+                             shapes={"text": (4, 8), "audio": (5, 6), "vision": (3, 7)})
+    cfg = config_from_dict(_config("meld", meld, tmp_path / "runs", TINY_EGMF))
+    with pytest.raises(ConfigError, match="input statistics: invalid value 'both'; valid choices: source, target"):
+        run_transfer(cfg, DatasetEntry("cherma", str(cherma)), input_statistics=["both"])
+    rows, out = run_transfer(cfg, DatasetEntry("cherma", str(cherma)), reverse=True, log=lambda _: None,
+                             input_statistics=("source", "target"))
+    assert [(r["direction"], r["kind"], r["input_statistics"]) for r in rows] == [
+        ("meld -> cherma", "cross-lingual", "as trained"), ("meld -> cherma", "cross-lingual", "target's train split"),
+        ("cherma -> cherma", "in-language", "as trained"),
+        ("cherma -> meld", "cross-lingual", "as trained"), ("cherma -> meld", "cross-lingual", "target's train split"),
+        ("meld -> meld", "in-language", "as trained"),
+    ]
+    saved = json.loads((out / "transfer_meld_to_cherma_target_statistics" / "seed_1111" / "metrics.json")
+                       .read_text(encoding="utf-8"))
+    assert saved["input_statistics"] == "target"
+    assert rows[1]["summary"]["accuracy"]["mean"] == pytest.approx(saved["test"]["accuracy"])
+    table = md_cells((out / "transfer.md").read_text(encoding="utf-8"))
+    assert [r[3] for r in table[2:]] == [r["input_statistics"] for r in rows]
 
 
 def test_transfer_refuses_a_config_with_two_datasets_or_the_same_dataset(tmp_path):

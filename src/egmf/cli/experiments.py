@@ -72,6 +72,9 @@ def transfer(
     modalities: List[str] = typer.Option([], "--modalities", help="target modalities to feed (default: those with the source's dims)"),
     set_: List[str] = typer.Option([], "--set", help="override a key of the config(s) (repeatable)"),
     seeds: List[int] = typer.Option([], "--seeds", help="seeds (default: the config's train.seed)"),
+    input_statistics: str = typer.Option("source", "--input-statistics", help="what standardises the target's "
+                                         "features: source (the model's own, as trained), target (the target train "
+                                         "split's inputs, no labels) or source,target (a row each)"),
     name: Optional[str] = typer.Option(None, "--name", help="folder name under --output (default: <config name>_transfer)"),
     output: Optional[Path] = typer.Option(None, "--output", help="parent folder (default: the config's output_dir)"),
 ) -> None:
@@ -92,8 +95,9 @@ def transfer(
     target = DatasetEntry(name=target_dataset, path=str(target_path), options=options)
     reverse_cfg = load_config(reverse_config, list(set_)) if reverse_config else None
     mods = [m.strip() for item in modalities for m in item.split(",") if m.strip()] or None
+    choices = [c.strip() for c in input_statistics.split(",") if c.strip()]
     rows, out_dir = run_transfer(cfg, target, seeds, reverse or reverse_cfg is not None, reverse_cfg, mods,
-                                 log=_log)
+                                 log=_log, input_statistics=choices)
     console.print(f"table: {out_dir / 'transfer.md'} and {out_dir / 'transfer.csv'}")
     typer.echo((out_dir / "transfer.md").read_text(encoding="utf-8"))
 

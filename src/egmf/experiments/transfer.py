@@ -30,6 +30,14 @@ Sentence vectors (``text_source`` ``sentence``, or ``auto`` on data without text
 made with the encoder the source model was trained with (under ``model.sentence_encoder: auto``, the one of
 the source's language); name ``multilingual-e5-small`` so both languages share one vector space.
 
+Input statistics. Every model standardises its inputs with the mean / std of its own train split, stored in the
+checkpoint (:mod:`egmf.model.standardize`), and by default the target's features go through the *source's*
+statistics. Two languages' sentence vectors form two clouds apart in the shared space (MELD's 3-way e5 + LR
+calls 93% of the Chinese reviews neutral, ``benchmarks/results/chinese_reviews_xlanchors.md``), so
+``input_statistics=("source", "target")`` also scores each cross-lingual direction with the fed features
+standardised by the target's own train split -- its inputs only, never its labels: the per-corpus
+normalisation of cross-corpus emotion recognition. Each choice is a row of its own.
+
 Evaluation: the target's test split (its valid split where it has none), restricted to the samples whose
 label the source can answer. With ``--reverse`` each cross-lingual row stands beside the target-language model
 scored on the same samples ("in-language"); without, beside the source model on its own split ("in-domain").
@@ -55,6 +63,7 @@ from egmf.errors import ConfigError
 from egmf.evaluation.aggregate import (aggregate_seeds, format_cell, metric_cells, metric_numbers, to_markdown,
                                       write_csv)
 from egmf.experiments.ablation import Runner, run_or_reuse
+from egmf.model.standardize import FeatureStandardizer, Statistics
 from egmf.typed_config import apply_overrides, to_dict
 
 # Emotion words of one dataset -> the other's; the reverse direction uses the inverse.
@@ -189,6 +198,33 @@ def fed_modalities(status: dict[str, str]) -> str:
     return ", ".join(fed) or "none (prompt text only)"
 
 
+INPUT_STATISTICS = {
+    "source": "the source's train statistics (as trained)",
+    "target": "the target's own train statistics (inputs only, no labels)",
+}
+
+
+def use_target_statistics(model, source: str, target_stats: dict[str, tuple], status: dict[str, str]) -> list[str]:
+    """Standardise the features fed from the target with the target's own train statistics: the model's
+    standardiser entries of ``source`` for every fed modality / pooled set are replaced by ``target_stats`` (one
+    dataset's ``{key: (mean, std)}``, :func:`egmf.training.data.feature_statistics`); the rest stay. Returns the
+    keys replaced. A fed key the target's train split has no statistics for is refused."""
+    keys = [k for k, st in status.items() if st.startswith("fed") and "LLM embeddings" not in st]
+    missing = [k for k in keys if k not in target_stats]
+    if missing:
+        raise ConfigError(f"transfer: input statistics 'target' needs the target's train split features of "
+                          f"{', '.join(missing)}; it has none (a train split with those features is needed)")
+    found = [m for m in model.modules() if isinstance(m, FeatureStandardizer)]
+    if not found:
+        raise ConfigError(f"transfer: input statistics 'target': the {type(model).__name__} model has no input "
+                          "standardiser to refit")
+    for standardizer in found:
+        stats = standardizer.statistics()
+        stats.setdefault(source, {}).update({k: target_stats[k] for k in keys})
+        standardizer.fit(stats)
+    return keys
+
+
 def evaluate_checkpoint_on(
     checkpoint: Path,
     target: DatasetInfo,
@@ -198,8 +234,12 @@ def evaluate_checkpoint_on(
     decoding: str | None = None,
     modalities: Sequence[str] | None = None,
     scored_labels: Sequence[str] | None = None,
+    target_statistics: dict[str, tuple] | None = None,
 ) -> tuple[dict, dict[str, str]]:
     """Score a one-dataset checkpoint on another dataset's samples; writes metrics.json and predictions.
+
+    ``target_statistics`` (the target train split's ``{key: (mean, std)}``) standardises the fed features with
+    the target's own statistics instead of the source's (:func:`use_target_statistics`).
 
     ERC: an answer that maps to no target word (a 3-way model's ``neutral`` on a binary target) is an error;
     ``metrics["outside_labels"]`` is the share of answers outside ``scored_labels`` (default: the target's
@@ -221,6 +261,8 @@ def evaluate_checkpoint_on(
     if not samples:
         raise ConfigError(f"transfer: the {target.name} evaluation split has no labelled samples")
     adapted, status = adapt_samples(samples, source, dims[source.name], target_dims, cfg.model.text_source, modalities)
+    if target_statistics is not None:
+        use_target_statistics(model, source.name, target_statistics, status)
     preds = predict_samples(model, adapted, cfg.eval.batch_size, decoding or cfg.eval.decoding)
     mapped = [dataclasses.replace(p, dataset=target.name, prediction=to_target(p.prediction)) for p in preds]
     answers, truths = [p.prediction for p in mapped], [s.label for s in samples]
@@ -236,7 +278,8 @@ def evaluate_checkpoint_on(
         metrics["outside_labels"] = sum(a not in scored for a in answers) / len(answers)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_predictions(mapped, out_dir / "predictions_test.jsonl")
-    record = {"source": source.name, "target": target.name, "modalities": status, "n": len(samples), "test": metrics}
+    record = {"source": source.name, "target": target.name, "modalities": status, "n": len(samples),
+              "input_statistics": "source" if target_statistics is None else "target", "test": metrics}
     write_json_atomic(out_dir / "metrics.json", record, default=float)
     return metrics, status
 
@@ -257,12 +300,13 @@ class EvalSplit:
     split: str
     samples: list[Sample]
     dims: dict[str, int]
+    train_statistics: Statistics  # of its train split's inputs ({} without one): input_statistics 'target'
 
 
 def _eval_split(cfg: RunConfig, entry: DatasetEntry, sentence_encoder: str) -> EvalSplit:
     """``entry``'s evaluation split loaded as ``cfg`` loads its data (text source, frame caps, limits), with the
     sentence vectors of ``sentence_encoder`` (the encoder the scoring model was trained with)."""
-    from egmf.training.data import load_training_data
+    from egmf.training.data import feature_statistics, load_training_data
 
     data = load_training_data(DataConfig([entry], cfg.data.max_frames, cfg.data.limit), cfg.model.text_source,
                               sentence_encoder)
@@ -270,7 +314,8 @@ def _eval_split(cfg: RunConfig, entry: DatasetEntry, sentence_encoder: str) -> E
     split = "test" if data.split("test") else "valid"
     if not data.split(split):
         raise ConfigError(f"transfer: {entry.name} at {entry.path} has no test or valid split to evaluate on")
-    return EvalSplit(info, split, data.split(split), data.feature_dims[info.name])
+    return EvalSplit(info, split, data.split(split), data.feature_dims[info.name],
+                     feature_statistics(data.split("train")))
 
 
 def run_transfer(
@@ -282,14 +327,20 @@ def run_transfer(
     modalities: Sequence[str] | None = None,
     runner: Runner | None = None,
     log: Callable[[str], None] = print,
+    input_statistics: Sequence[str] = ("source",),
 ) -> tuple[list[dict], Path]:
     """Train on ``cfg``'s dataset, score on ``target``'s evaluation split (and the reverse); write the table.
 
     Each direction is scored on the target samples whose label the source can answer (a binary model cannot
     answer MELD's ``neutral``: those samples are left out and counted). With both directions trained, each
     cross-lingual row stands beside the target-language model scored on the very same samples ("in-language");
-    with one direction, beside the source model on its own evaluation split ("in-domain").
+    with one direction, beside the source model on its own evaluation split ("in-domain"). Each cross-lingual
+    direction is scored once per ``input_statistics`` choice (:data:`INPUT_STATISTICS`).
     """
+    bad = [c for c in input_statistics if c not in INPUT_STATISTICS]
+    if bad or not input_statistics:
+        raise ConfigError(f"input statistics: invalid value {bad[0] if bad else 'none'!r}; valid choices: "
+                          f"{', '.join(INPUT_STATISTICS)} (one or both)")
     if len(cfg.data.datasets) != 1:
         raise ConfigError(f"transfer: the config must name one source dataset, it names {len(cfg.data.datasets)}")
     source = cfg.data.datasets[0]
@@ -351,9 +402,15 @@ def run_transfer(
         if not kept:
             raise ConfigError(f"transfer: none of the {tgt} {split.split} samples has a label that {src} can answer")
         kept_ids = {s.id for s in kept}
-        cross = _score(trained[src][2], seeds, split.info, kept, split.dims, scorable, modalities,
-                       out_root / f"transfer_{src}_to_{tgt}")
-        rows.append(_row(src, tgt, "cross-lingual", cross, split, len(kept), left_out))
+        for choice in dict.fromkeys(input_statistics):
+            own_stats = split.train_statistics.get(split.info.name, {}) if choice == "target" else None
+            if own_stats is not None and not own_stats:
+                raise ConfigError(f"transfer: input statistics 'target' needs {tgt}'s train split features; "
+                                  f"{tgt} has no train split with features")
+            suffix = "" if choice == "source" else "_target_statistics"
+            cross = _score(trained[src][2], seeds, split.info, kept, split.dims, scorable, modalities,
+                           out_root / f"transfer_{src}_to_{tgt}{suffix}", own_stats)
+            rows.append(_row(src, tgt, "cross-lingual", cross, split, len(kept), left_out, choice))
         if tgt in trained:  # the target-language model on the very same samples
             own_base, own_entry, own_run, _ = trained[tgt]
             own = eval_split(own_base, own_entry, own_entry)
@@ -372,21 +429,24 @@ def run_transfer(
 
 
 def _score(run_cfg: RunConfig, seeds: Sequence[int], info: DatasetInfo, samples: list[Sample], dims: dict[str, int],
-           scorable: Sequence[str] | None, modalities: Sequence[str] | None, folder: Path) -> tuple[list[dict], str]:
+           scorable: Sequence[str] | None, modalities: Sequence[str] | None, folder: Path,
+           target_statistics: dict[str, tuple] | None = None) -> tuple[list[dict], str]:
     """Each seed's best checkpoint of ``run_cfg`` scored on ``samples``: (metrics per seed, modalities fed)."""
     per_seed, status = [], {}
     for seed in seeds:
         best = run_cfg.run_dir / f"seed_{seed}" / "checkpoints" / "best"
         metrics, status = evaluate_checkpoint_on(best, info, samples, dims, folder / f"seed_{seed}",
-                                                 modalities=modalities, scored_labels=scorable)
+                                                 modalities=modalities, scored_labels=scorable,
+                                                 target_statistics=target_statistics)
         per_seed.append(metrics)
     return per_seed, fed_modalities(status)
 
 
 def _row(train: str, test: str, kind: str, scores: tuple[list[dict], str], split: EvalSplit, n: int,
-         left_out: Counter) -> dict:
+         left_out: Counter, statistics: str = "source") -> dict:
     per_seed, fed = scores
     return {"direction": f"{train} -> {test}", "train": train, "test": test, "kind": kind, "modalities": fed,
+            "input_statistics": "as trained" if statistics == "source" else "target's train split",
             "split": split.split, "n_test": n,
             "left_out": ", ".join(f"{w} {c}" for w, c in left_out.most_common()) or "-",
             "family": split.info.metric_family, "seeds": len(per_seed), "summary": aggregate_seeds(per_seed)}
@@ -399,21 +459,24 @@ def write_table(rows: list[dict], out_dir: Path, seeds: Sequence[int]) -> tuple[
           f"{', '.join(map(str, seeds))}. Cross-lingual rows map the model's answers into the target's labels / "
           "score range (egmf.experiments.transfer); 'left out': target samples whose label the source model cannot "
           "answer; 'outside labels': answers outside the scored labels (counted as errors). In-language rows score "
-          "the target-language model on the same samples. Accuracies and F1 in percent; MAE and Corr raw.", ""]
+          "the target-language model on the same samples. 'input statistics': the mean / std the fed features are "
+          "standardised with, the model's own ('as trained') or the target train split's inputs (no labels). "
+          "Accuracies and F1 in percent; MAE and Corr raw.", ""]
     csv_rows = []
     for family in dict.fromkeys(r["family"] for r in rows):
         group = [r for r in rows if r["family"] == family]
         cells = []
         for r in group:
             cell = {"direction": r["direction"], "kind": r["kind"], "modalities fed": r["modalities"],
-                    "split": r["split"], "n": str(r["n_test"]), "left out": r["left_out"]}
+                    "input statistics": r["input_statistics"], "split": r["split"], "n": str(r["n_test"]),
+                    "left out": r["left_out"]}
             cell.update(metric_cells(r["summary"], family))
             if family == "erc":
                 cell["outside labels"] = format_cell(r["summary"].get("outside_labels"), percent=True)
             cells.append(cell)
-        md += [to_markdown(pd.DataFrame(cells), labels=6), ""]
-        csv_rows += [{k: r[k] for k in ("direction", "train", "test", "kind", "modalities", "split", "n_test",
-                                        "left_out", "seeds")}
+        md += [to_markdown(pd.DataFrame(cells), labels=7), ""]
+        csv_rows += [{k: r[k] for k in ("direction", "train", "test", "kind", "modalities", "input_statistics",
+                                        "split", "n_test", "left_out", "seeds")}
                      | metric_numbers(r["summary"], family)
                      | {f"outside_labels_{k}": v for k, v in r["summary"].get("outside_labels", {}).items()}
                      for r in group]
