@@ -78,6 +78,12 @@ SECTIONS = [
     ("chinese_reviews_balanced", "benchmarks/chinese_reviews.py --tag balanced --steps 300 --train-limit 4000 "
      "--models '' --class-weighting balanced", "Chinese reviews and the transfer at 300 steps, every LLM run with "
      "balanced class weights"),
+    ("chinese_reviews_source600", "benchmarks/chinese_reviews.py --tag source600 --steps 300 --train-limit 4000 "
+     "--only transfer --models '' --class-weighting balanced --source-set train.max_steps=600 --source-set "
+     "train.eval_every=200 --source-set train.save_every=200 --source-set data.limit.valid=300 --source-set "
+     "data.limit.train=8000 --input-statistics source,target",
+     "MELD sentiment <-> Chinese reviews with the MELD source trained twice as long (600 steps, chosen on valid), "
+     "the target standardised by the source's and by its own statistics"),
     ("chinese_reviews_xlanchors", "benchmarks/chinese_reviews.py --only anchors --tag xlanchors",
      "MELD sentiment <-> Chinese reviews through the multilingual sentence vectors alone (e5 + LR), as encoded "
      "and standardised per language"),
