@@ -198,10 +198,9 @@ def fed_modalities(status: dict[str, str]) -> str:
     return ", ".join(fed) or "none (prompt text only)"
 
 
-INPUT_STATISTICS = {
-    "source": "the source's train statistics (as trained)",
-    "target": "the target's own train statistics (inputs only, no labels)",
-}
+# What standardises a target's fed features: the source's train statistics (as trained) or the target train
+# split's own inputs (no labels).
+INPUT_STATISTICS = ("source", "target")
 
 
 def use_target_statistics(model, source: str, target_stats: dict[str, tuple], status: dict[str, str]) -> list[str]:
@@ -300,10 +299,10 @@ class EvalSplit:
     split: str
     samples: list[Sample]
     dims: dict[str, int]
-    train_statistics: Statistics  # of its train split's inputs ({} without one): input_statistics 'target'
+    train_statistics: Statistics  # of its train split's inputs; computed for input_statistics 'target' only
 
 
-def _eval_split(cfg: RunConfig, entry: DatasetEntry, sentence_encoder: str) -> EvalSplit:
+def _eval_split(cfg: RunConfig, entry: DatasetEntry, sentence_encoder: str, train_statistics: bool) -> EvalSplit:
     """``entry``'s evaluation split loaded as ``cfg`` loads its data (text source, frame caps, limits), with the
     sentence vectors of ``sentence_encoder`` (the encoder the scoring model was trained with)."""
     from egmf.training.data import feature_statistics, load_training_data
@@ -315,7 +314,7 @@ def _eval_split(cfg: RunConfig, entry: DatasetEntry, sentence_encoder: str) -> E
     if not data.split(split):
         raise ConfigError(f"transfer: {entry.name} at {entry.path} has no test or valid split to evaluate on")
     return EvalSplit(info, split, data.split(split), data.feature_dims[info.name],
-                     feature_statistics(data.split("train")))
+                     feature_statistics(data.split("train")) if train_statistics else {})
 
 
 def run_transfer(
@@ -366,7 +365,7 @@ def run_transfer(
             encoder = encoder_for("auto", eval_split(c, trained_on, trained_on).info.lang)
         key = (repr(to_dict(e)), c.model.text_source, encoder, repr(c.data.max_frames), repr(c.data.limit))
         if key not in cache:
-            cache[key] = _eval_split(c, e, encoder)
+            cache[key] = _eval_split(c, e, encoder, "target" in input_statistics)
         return cache[key]
 
     # Load every evaluation split and check every answer mapping before any training. Datasets are named by
