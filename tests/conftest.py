@@ -9,11 +9,15 @@ from typing import Callable
 import pytest
 
 from egmf.data.synth import mmsa as synth_mmsa
+from egmf.features.sentence_cache import SENTENCE_CACHE_ENV
 from egmf.model.llm.precision import NATIVE_BF16_ENV
 
 # Every 'auto' precision resolves as on a machine without native bf16 (fp32), in this process and the CLI
 # subprocesses the tests start: results must not depend on the CPU or GPU that CI happens to run on.
 os.environ[NATIVE_BF16_ENV] = "0"
+# No test reads or fills the developer's sentence-vector cache (a test's stand-in encoder would poison it); the
+# cache's own tests point it at a temporary folder.
+os.environ[SENTENCE_CACHE_ENV] = "off"
 
 # Small MMSA dims and padded lengths: every test pickle stays well under a megabyte.
 MMSA_SMALL = {

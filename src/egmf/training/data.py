@@ -110,13 +110,14 @@ def apply_text_source(samples: list[Sample], text_source: str, sentence_encoder:
         return []
     if not chosen:
         return []
-    from egmf.features.text import encoder_for, sentence_embeddings
+    from egmf.features.sentence_cache import cached_sentence_embeddings
+    from egmf.features.text import encoder_for
 
     by_encoder: dict[str, list[Sample]] = {}
     for s in chosen:
         by_encoder.setdefault(encoder_for(sentence_encoder, s.lang), []).append(s)
     for encoder, group in by_encoder.items():
-        vectors = sentence_embeddings([s.text for s in group], encoder=encoder)
+        vectors = cached_sentence_embeddings([s.text for s in group], encoder)
         for s, v in zip(group, vectors):
             s.text_feats = np.asarray(v, dtype=np.float32)[None, :]
     return list(dict.fromkeys(s.dataset for s in chosen))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Callable
 import torch
 
 from egmf.atomic import atomic_folder
+from egmf.cache import cache_root
 from egmf.errors import ConfigError, EGMFError
 from egmf.model.llm.config import LLMConfig
 
@@ -62,10 +62,6 @@ GEMMA3_CHAT_TEMPLATE = (
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
 )
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("EGMF_CACHE") or Path.home() / ".cache" / "egmf")
 
 
 def load_llm(cfg: LLMConfig):
@@ -203,7 +199,7 @@ EMBEDDED: dict[str, EmbeddedLLM] = {
 def embedded_cache_path(cfg: LLMConfig, backend: str | None = None) -> Path:
     """Where ``backend`` (default ``cfg.backend``) is cached: ``cfg.cache_dir`` or ``$EGMF_CACHE/llm/<name>``."""
     name = EMBEDDED[backend or cfg.backend].cache_name
-    return Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir() / "llm" / name
+    return Path(cfg.cache_dir) if cfg.cache_dir else cache_root() / "llm" / name
 
 
 def smollm2_cache_path(cfg: LLMConfig) -> Path:
