@@ -132,22 +132,14 @@ def _fit_lr(x_train, y_train, x_valid, y_valid):
     return best[2], best[1]
 
 
-def _embedded(texts: list[str], cache: Path) -> np.ndarray:
-    """multilingual-e5-small vectors of ``texts``, kept in ``cache`` (an .npy keyed by the texts themselves)."""
-    from egmf.features.text import sentence_embeddings
+def _embedded(texts: list[str]) -> np.ndarray:
+    """multilingual-e5-small vectors of ``texts``, through the sentence-vector cache training reads too."""
+    from egmf.features.sentence_cache import cached_sentence_embeddings
 
-    key = hashlib.sha1("\x00".join(texts).encode("utf-8")).hexdigest()[:16]
-    path = cache / f"e5_{key}.npy"
-    if path.is_file():
-        return np.load(path)
-    emb = sentence_embeddings(texts, encoder="multilingual-e5-small")
-    cache.mkdir(parents=True, exist_ok=True)
-    np.save(path.with_suffix(".tmp.npy"), emb)
-    path.with_suffix(".tmp.npy").replace(path)
-    return emb
+    return cached_sentence_embeddings(texts, "multilingual-e5-small")
 
 
-def anchors(path: Path, subset_ids: set[str], cache: Path, e5_train_limit: int = 3000) -> list[dict]:
+def anchors(path: Path, subset_ids: set[str], e5_train_limit: int = 3000) -> list[dict]:
     """Majority, char n-gram TF-IDF + LR, e5 + LR: fit on train, C on valid, scored on test and its subset.
 
     The e5 anchor fits on a seeded train subset of ``e5_train_limit`` reviews (0 = all): embedding the whole
@@ -185,7 +177,7 @@ def anchors(path: Path, subset_ids: set[str], cache: Path, e5_train_limit: int =
     if 0 < e5_train_limit < len(keep):
         keep = np.sort(np.random.default_rng(SEED).choice(keep, size=e5_train_limit, replace=False))
     texts = {"train": [x["train"][i] for i in keep], "valid": x["valid"], "test": x["test"]}
-    emb = {s: _embedded(texts[s], cache) for s in texts}
+    emb = {s: _embedded(texts[s]) for s in texts}
     embed_s = time.perf_counter() - t
     clf, c = _fit_lr(emb["train"], [y["train"][i] for i in keep], emb["valid"], y["valid"])
     n = sum(len(v) for v in emb.values())
@@ -202,8 +194,7 @@ VECTORS = {
 }
 
 
-def transfer_anchors(meld: Path, reviews: Path, review_subset: set[str], cache: Path,
-                     train_limit: int = 3000) -> list[dict]:
+def transfer_anchors(meld: Path, reviews: Path, review_subset: set[str], train_limit: int = 3000) -> list[dict]:
     """e5 + LR across languages: what the shared multilingual vector space carries with no LLM at all.
 
     English -> Chinese: logistic regression on MELD sentiment train (three classes, a seeded ``train_limit``
@@ -222,7 +213,7 @@ def transfer_anchors(meld: Path, reviews: Path, review_subset: set[str], cache: 
             keep = np.random.default_rng(SEED).choice(len(train[name]), size=train_limit, replace=False)
             train[name] = [train[name][i] for i in np.sort(keep)]
     evaluated = {REVIEWS: sp[REVIEWS]["test"], MELD: [r for r in sp[MELD]["test"] if r.label in LABELS]}
-    vec = {(name, split): _embedded([r.text for r in rows], cache)
+    vec = {(name, split): _embedded([r.text for r in rows])
            for name in sp for split, rows in (("train", train[name]), ("valid", sp[name]["valid"]),
                                               ("test", evaluated[name]))}
     out = []
@@ -470,7 +461,7 @@ def main() -> None:
         print(f"anchors read back from {cached}", flush=True)
         write()
     elif args.only in ("all", "anchors"):
-        rows += anchors(reviews, subset, work / "e5", args.e5_train_limit)
+        rows += anchors(reviews, subset, args.e5_train_limit)
         write_json_atomic(cached, rows)
         write()
     xl_cached = work / f"transfer_anchors_v2_{key}_{args.e5_train_limit}.json"
@@ -478,7 +469,7 @@ def main() -> None:
         xl_anchor_rows += json.loads(xl_cached.read_text(encoding="utf-8"))
         write()
     elif args.only in ("all", "anchors", "transfer"):
-        xl_anchor_rows += transfer_anchors(meld, reviews, subset, work / "e5", args.e5_train_limit)
+        xl_anchor_rows += transfer_anchors(meld, reviews, subset, args.e5_train_limit)
         write_json_atomic(xl_cached, xl_anchor_rows)
         write()
     from egmf.config import config_from_dict
