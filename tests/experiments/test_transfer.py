@@ -399,3 +399,32 @@ def test_three_way_sentiment_to_binary_and_back(tmp_path):
             .read_text(encoding="utf-8").splitlines()]
     assert {p["prediction"] for p in back} <= {"positive", "negative"}
     assert rows[2]["summary"]["outside_labels"]["mean"] == 0.0  # the binary model never answers neutral
+
+
+@pytest.mark.parametrize("target_statistics, encoded_splits", [(False, {"valid", "test"}),
+                                                               (True, {"train", "valid", "test"})])
+def test_the_targets_train_split_is_encoded_only_for_its_statistics(tmp_path, monkeypatch, target_statistics,
+                                                                    encoded_splits):
+    """Scoring a target reads its test split; its train split (14,000 reviews in the real benchmark) is loaded
+    and sent through the sentence encoder only when input statistics 'target' need it."""
+    import numpy as np
+
+    from egmf.experiments import transfer
+    from egmf.features import text
+
+    reviews = _binary_reviews(tmp_path / "reviews")
+    split_of = {f"第{i}本书": ("train" if i < 12 else "valid" if i < 18 else "test") for i in range(24)}
+    encoded = []
+
+    def fake(texts, batch_size=64, encoder="minilm"):
+        encoded.extend(texts)
+        return np.ones((len(texts), 384), np.float32)
+
+    monkeypatch.setattr(text, "sentence_embeddings", fake)
+    cfg = config_from_dict(_config("custom", reviews, tmp_path / "runs", {**TINY_EGMF, "text_source": "sentence"}))
+    split = transfer._eval_split(cfg, DatasetEntry("custom", str(reviews)), "multilingual-e5-small",
+                                 target_statistics)
+    assert {split_of[t.split("很")[0]] for t in encoded} == encoded_splits
+    assert split.split == "test" and len(split.samples) == 5  # data.limit.test of _config
+    assert split.dims["text"] == 384 and all(s.text_feats.shape == (1, 384) for s in split.samples)
+    assert bool(split.train_statistics) == target_statistics

@@ -98,3 +98,26 @@ def test_training_refuses_nan_with_the_loaders_error_and_refuses_nan_keep(tmp_pa
         load_training_data(DataConfig([DatasetEntry("meld", str(root), {"nan": "keep"})]))
     zeroed = load_training_data(DataConfig([DatasetEntry("meld", str(root), {"nan": "zero"})]))
     assert all(np.isfinite(s.audio).all() for s in zeroed.split("train") if s.audio is not None)
+
+
+def test_splits_not_asked_for_come_back_empty_and_unencoded(tiny_data, tmp_path, monkeypatch):
+    import egmf.features.text as text
+
+    encoded = []
+
+    def fake(texts, batch_size=64, encoder="minilm"):
+        encoded.extend(texts)
+        return np.zeros((len(texts), 384), np.float32)
+
+    monkeypatch.setattr(text, "sentence_embeddings", fake)
+    cfg = make_config(tiny_data, tmp_path)
+    whole = load_training_data(cfg.data)
+    data = load_training_data(cfg.data, text_source="sentence", splits=("test",))
+    assert data.split("train") == [] and data.split("valid") == []
+    assert [s.id for s in data.split("test")] == [s.id for s in whole.split("test")]
+    assert sorted(encoded) == sorted(s.text for s in whole.split("test"))
+    assert data.feature_dims["mosei"]["text"] == 384
+    with pytest.raises(ConfigError, match="splits: invalid value 'dev'; valid choices: train, valid, test"):
+        load_training_data(cfg.data, splits=("dev",))
+    with pytest.raises(ConfigError, match="splits: invalid value 'none'"):
+        load_training_data(cfg.data, splits=())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -35,8 +36,12 @@ class TrainingData:
         return self.splits.get(name, [])
 
 
-def load_training_data(data_cfg, text_source: str = "dataset", sentence_encoder: str = "auto") -> TrainingData:
+def load_training_data(data_cfg, text_source: str = "dataset", sentence_encoder: str = "auto",
+                       splits: Sequence[str] = SPLITS) -> TrainingData:
     """Load every dataset of ``data_cfg`` (a :class:`egmf.config.DataConfig`).
+
+    ``splits`` names the splits kept (the others come back empty, unencoded): an evaluation that reads only a
+    test split need not pay the sentence encoder for a train split of 14,000 texts. Training needs ``train``.
 
     ``text_source="sentence"`` replaces the text features by one sentence vector per utterance (from
     ``sentence_encoder``, see :func:`apply_text_source`);
@@ -45,6 +50,10 @@ def load_training_data(data_cfg, text_source: str = "dataset", sentence_encoder:
     """
     infos: dict[str, DatasetInfo] = {}
     dims: dict[str, dict[str, int]] = {}
+    bad = sorted(set(splits) - set(SPLITS))
+    if bad or not splits:
+        raise ConfigError(f"splits: invalid value {bad[0] if bad else 'none'!r}; valid choices: {', '.join(SPLITS)}")
+    wanted = splits
     splits: dict[str, list[Sample]] = {s: [] for s in SPLITS}
     for entry in data_cfg.datasets:
         refuse_kept_nan(entry.options, f"data.datasets ({entry.name}).options")
@@ -53,7 +62,7 @@ def load_training_data(data_cfg, text_source: str = "dataset", sentence_encoder:
         if name in infos:
             raise ConfigError(f"data.datasets: dataset {name!r} appears twice; give each a distinct name")
         infos[name] = data.info
-        for split in SPLITS:
+        for split in wanted:
             samples = data.splits.get(split, [])
             limit = data_cfg.limit.get(split)
             if limit and len(samples) > limit:
@@ -71,7 +80,7 @@ def load_training_data(data_cfg, text_source: str = "dataset", sentence_encoder:
     for d in dims.values():
         d["text"] = text_feature_dim(text_source, d["text"])  # the data's view: no LLM embeddings here
     _truncate(splits, data_cfg.max_frames)
-    if not splits["train"]:
+    if "train" in wanted and not splits["train"]:
         raise ConfigError("data.datasets: the train split is empty in every dataset")
     return TrainingData(infos=infos, feature_dims=dims, splits=splits)
 
