@@ -84,6 +84,13 @@ SECTIONS = [
      "data.limit.train=8000 --input-statistics source,target",
      "MELD sentiment <-> Chinese reviews with the MELD source trained twice as long (600 steps, chosen on valid), "
      "the target standardised by the source's and by its own statistics"),
+    ("chinese_reviews_sourcefull", "benchmarks/chinese_reviews.py --tag sourcefull --steps 300 --train-limit 4000 "
+     "--only transfer --models '' --class-weighting balanced --source-set train.max_steps=2000 --source-set "
+     "train.eval_every=250 --source-set train.save_every=250 --source-set train.patience=2 --source-set "
+     "train.time_limit_minutes=85 --source-set data.limit.valid=300 --source-set data.limit.train=0 "
+     "--input-statistics source,target",
+     "MELD sentiment <-> Chinese reviews with the MELD source trained on its whole train split until valid stopped "
+     "improving (early stopping, patience 2 evaluations)"),
     ("chinese_reviews_xlanchors", "benchmarks/chinese_reviews.py --only anchors --tag xlanchors",
      "MELD sentiment <-> Chinese reviews through the multilingual sentence vectors alone (e5 + LR), as encoded "
      "and standardised per language"),
