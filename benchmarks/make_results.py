@@ -91,6 +91,11 @@ SECTIONS = [
      "--input-statistics source,target",
      "MELD sentiment <-> Chinese reviews with the MELD source trained on its whole train split until valid stopped "
      "improving (early stopping, patience 2 evaluations)"),
+    ("chinese_reviews_source600_seed2222", "benchmarks/chinese_reviews.py --tag source600_seed2222 --seeds 2222 "
+     "--steps 300 --train-limit 4000 --only transfer --models '' --class-weighting balanced --source-set "
+     "train.max_steps=600 --source-set train.eval_every=200 --source-set train.save_every=200 --source-set "
+     "data.limit.valid=300 --source-set data.limit.train=8000",
+     "MELD sentiment <-> Chinese reviews, source600's command with a second seed (2222)"),
     ("chinese_reviews_xlanchors", "benchmarks/chinese_reviews.py --only anchors --tag xlanchors",
      "MELD sentiment <-> Chinese reviews through the multilingual sentence vectors alone (e5 + LR), as encoded "
      "and standardised per language"),
