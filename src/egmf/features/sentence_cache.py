@@ -96,15 +96,16 @@ def cached_sentence_embeddings(texts: Sequence[str], encoder: str,
         return np.asarray(encode(texts), dtype=np.float32)
     dim = text_features.DIMS[encoder]
     keys = [_key(t) for t in texts]
+    distinct = list(dict.fromkeys(keys))
     try:
         with _connect(path) as db:
-            found = _read(db, list(dict.fromkeys(keys)), dim)
+            found = _read(db, distinct, dim)
     except sqlite3.Error as e:
         warnings.warn(f"{path}: sentence-vector cache unreadable ({e}); encoding without it "
                       f"(delete the file, or set {SENTENCE_CACHE_ENV}=off)", stacklevel=2)
         return np.asarray(encode(texts), dtype=np.float32)
     text_of = dict(zip(keys, texts))
-    missing = [k for k in dict.fromkeys(keys) if k not in found]
+    missing = [k for k in distinct if k not in found]
     if missing:
         vectors = np.asarray(encode([text_of[k] for k in missing]), dtype=np.float32)
         if vectors.shape != (len(missing), dim):

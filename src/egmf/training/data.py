@@ -53,8 +53,7 @@ def load_training_data(data_cfg, text_source: str = "dataset", sentence_encoder:
     bad = sorted(set(splits) - set(SPLITS))
     if bad or not splits:
         raise ConfigError(f"splits: invalid value {bad[0] if bad else 'none'!r}; valid choices: {', '.join(SPLITS)}")
-    wanted = splits
-    splits: dict[str, list[Sample]] = {s: [] for s in SPLITS}
+    by_split: dict[str, list[Sample]] = {s: [] for s in SPLITS}
     for entry in data_cfg.datasets:
         refuse_kept_nan(entry.options, f"data.datasets ({entry.name}).options")
         data = load_dataset(entry.name, entry.path, **entry.options)
@@ -62,27 +61,27 @@ def load_training_data(data_cfg, text_source: str = "dataset", sentence_encoder:
         if name in infos:
             raise ConfigError(f"data.datasets: dataset {name!r} appears twice; give each a distinct name")
         infos[name] = data.info
-        for split in wanted:
+        for split in splits:
             samples = data.splits.get(split, [])
             limit = data_cfg.limit.get(split)
             if limit and len(samples) > limit:
                 # A seeded subset, not the first N: the first N of a dialogue-ordered split are one show's episode.
                 keep = np.sort(np.random.default_rng(0).choice(len(samples), size=limit, replace=False))
                 samples = [samples[i] for i in keep]
-            splits[split].extend(samples)
+            by_split[split].extend(samples)
         dims[name] = data.feature_dims()
         logger.info("loaded %s from %s: %s", name, entry.path, {s: len(v) for s, v in data.splits.items()})
-    replaced = apply_text_source([s for v in splits.values() for s in v], text_source, sentence_encoder)
+    replaced = apply_text_source([s for v in by_split.values() for s in v], text_source, sentence_encoder)
     for name in replaced:  # the sentence vectors replaced (or supplied) these datasets' text features
         dims[name]["text"] = next(
-            (int(s.text_feats.shape[1]) for v in splits.values() for s in v if s.dataset == name), 0
+            (int(s.text_feats.shape[1]) for v in by_split.values() for s in v if s.dataset == name), 0
         )
     for d in dims.values():
         d["text"] = text_feature_dim(text_source, d["text"])  # the data's view: no LLM embeddings here
-    _truncate(splits, data_cfg.max_frames)
-    if "train" in wanted and not splits["train"]:
+    _truncate(by_split, data_cfg.max_frames)
+    if "train" in splits and not by_split["train"]:
         raise ConfigError("data.datasets: the train split is empty in every dataset")
-    return TrainingData(infos=infos, feature_dims=dims, splits=splits)
+    return TrainingData(infos=infos, feature_dims=dims, splits=by_split)
 
 
 def _truncate(splits: dict[str, list[Sample]], max_frames: dict[str, int]) -> None:
