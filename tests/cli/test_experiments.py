@@ -63,14 +63,15 @@ def test_transfer_writes_the_table_both_ways(setup):
     root, config, cherma = setup
     result = runner.invoke(app, ["transfer", "--config", str(config), "--target-dataset", "cherma",
                                  "--target-path", str(cherma), "--target-option", "valid_fraction=0.2", "--reverse",
-                                 "--input-statistics", "source,target"])
+                                 "--input-statistics", "source,target", "--label-prior", "as_trained,em"])
     assert result.exit_code == 0, result.output
     out = root / "runs" / "smoke_transfer"
     assert (out / "transfer.csv").is_file()
     fed = r"text \(8-d\), audio \(6-d\), vision \(5-d\)"
     for statistics in ("as trained", "target's train split"):
-        assert re.search(rf"\| meld -> cherma +\| cross-lingual +\| {fed} +\| {statistics} +\| test +\| +6 +\|",
-                         result.output)
+        for prior in ("as trained", "EM on the scored inputs"):
+            assert re.search(rf"\| meld -> cherma +\| cross-lingual +\| {fed} +\| {statistics} +\| {prior} +\| test +\| "
+                             r"+6 +\|", result.output)
     assert re.search(r"\| cherma -> meld +\| cross-lingual +\|", result.output)
 
 
@@ -81,6 +82,15 @@ def test_transfer_unknown_input_statistics_is_a_clean_error(setup):
     assert result.exit_code == 2
     assert "input statistics: invalid value 'both'; valid choices: source, target" in result.output
     assert not (root / "runs" / "bad_stats").exists(), "refused before any training"
+
+
+def test_transfer_unknown_label_prior_is_a_clean_error(setup):
+    root, config, cherma = setup
+    result = runner.invoke(app, ["transfer", "--config", str(config), "--target-dataset", "cherma",
+                                 "--target-path", str(cherma), "--label-prior", "bayes", "--name", "bad_prior"])
+    assert result.exit_code == 2
+    assert "label prior: invalid value 'bayes'; valid choices: as_trained, em" in result.output
+    assert not (root / "runs" / "bad_prior").exists(), "refused before any training"
 
 
 def test_transfer_between_kinds_is_a_clean_error(setup, tmp_path):

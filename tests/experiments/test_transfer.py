@@ -175,13 +175,13 @@ def test_transfer_table_has_both_directions_beside_the_target_language_model(erc
     assert rows[0]["modalities"] == "text (LLM embeddings), audio (6-d)"  # vision 5-d vs 7-d: dropped
     assert rows[0]["n_test"] == rows[1]["n_test"] == 5 and rows[0]["split"] == "test" and rows[0]["left_out"] == "-"
     table = md_cells((out / "transfer.md").read_text(encoding="utf-8"))
-    assert table[0] == ["direction", "kind", "modalities fed", "input statistics", "split", "n", "left out", "Acc",
-                        "w-F1", "macro-F1", "outside labels"]
-    assert table[2][:7] == ["meld -> cherma", "cross-lingual", "text (LLM embeddings), audio (6-d)", "as trained",
-                            "test", "5", "-"]
-    assert table[2][7:] == [f"{rows[0]['summary'][k]['mean'] * 100:.2f} ± 0.00" for k in ("accuracy", "weighted_f1",
+    assert table[0] == ["direction", "kind", "modalities fed", "input statistics", "label prior", "split", "n",
+                        "left out", "Acc", "w-F1", "macro-F1", "outside labels"]
+    assert table[2][:8] == ["meld -> cherma", "cross-lingual", "text (LLM embeddings), audio (6-d)", "as trained",
+                            "as trained", "test", "5", "-"]
+    assert table[2][8:] == [f"{rows[0]['summary'][k]['mean'] * 100:.2f} ± 0.00" for k in ("accuracy", "weighted_f1",
                                                                                        "macro_f1", "outside_labels")]
-    assert table[2][10] == "0.00 ± 0.00"  # a bijection: every answer is a CHERMA word
+    assert table[2][11] == "0.00 ± 0.00"  # a bijection: every answer is a CHERMA word
     table = list(csv.DictReader((out / "transfer.csv").open(encoding="utf-8")))
     assert [r["direction"] for r in table] == [r["direction"] for r in rows]
 
@@ -428,3 +428,59 @@ def test_the_targets_train_split_is_encoded_only_for_its_statistics(tmp_path, mo
     assert split.split == "test" and len(split.samples) == 5  # data.limit.test of _config
     assert split.dims["text"] == 384 and all(s.text_feats.shape == (1, 384) for s in split.samples)
     assert bool(split.train_statistics) == target_statistics
+
+
+def test_em_label_prior_rechooses_the_answers_under_the_estimated_prior(tmp_path, md_cells):
+    """label prior 'em': a row of its own per cross-lingual direction, whose answers are the as-trained row's
+    probabilities re-weighted (Bayes' rule) from the source prior to the estimated target prior, both recorded."""
+    import numpy as np
+
+    from egmf.data.synth import write_synthetic
+    from egmf.evaluation.label_shift import reweight
+
+    meld = write_synthetic("meld", tmp_path / "meld", size="tiny", seed=6, dims={"text": 8, "audio": 6, "vision": 5})
+    reviews = _binary_reviews(tmp_path / "reviews")
+    data = _config("meld", meld, tmp_path / "runs", TINY_EGMF)
+    data["data"]["datasets"][0]["options"] = {"label": "sentiment"}
+    data["data"]["limit"] = {"train": 8, "valid": 4, "test": 12}
+    cfg = config_from_dict(data)
+    with pytest.raises(ConfigError, match="label prior: invalid value 'bayes'; valid choices: as_trained, em"):
+        run_transfer(cfg, DatasetEntry("custom", str(reviews)), label_priors=["bayes"])
+    rows, out = run_transfer(cfg, DatasetEntry("custom", str(reviews)), reverse=True, log=lambda _: None,
+                             label_priors=("as_trained", "em"))
+    assert [(r["direction"], r["kind"], r["label_prior"]) for r in rows] == [
+        ("meld -> reviews", "cross-lingual", "as trained"), ("meld -> reviews", "cross-lingual", "EM on the scored inputs"),
+        ("reviews -> reviews", "in-language", "as trained"),
+        ("reviews -> meld", "cross-lingual", "as trained"), ("reviews -> meld", "cross-lingual", "EM on the scored inputs"),
+        ("meld -> meld", "in-language", "as trained"),
+    ]
+    for src, tgt, labels in (("meld", "reviews", MELD_SENTIMENTS), ("reviews", "meld", ("positive", "negative"))):
+        def read(folder):
+            return [json.loads(x) for x in (out / folder / "seed_1111" / "predictions_test.jsonl")
+                    .read_text(encoding="utf-8").splitlines()]
+
+        plain, adapted = read(f"transfer_{src}_to_{tgt}"), read(f"transfer_{src}_to_{tgt}_em_prior")
+        record = json.loads((out / f"transfer_{src}_to_{tgt}_em_prior" / "seed_1111" / "metrics.json")
+                            .read_text(encoding="utf-8"))
+        assert record["label_prior"] == "em"
+        estimate = record["label_prior_estimate"]
+        assert estimate["converged"] and estimate["n_source_inputs"] == 4  # the source's valid split (limit 4)
+        src_prior, tgt_prior = (np.array([estimate[k][lab] for lab in labels]) for k in ("source", "target"))
+        p = np.array([[q["probabilities"][lab] for lab in labels] for q in plain])
+        expected = reweight(p, src_prior, tgt_prior)
+        assert [q["prediction"] for q in adapted] == [labels[i] for i in expected.argmax(1)]
+        assert np.allclose(expected.mean(0), tgt_prior, atol=1e-5)  # the EM fixed point
+    table = md_cells((out / "transfer.md").read_text(encoding="utf-8"))
+    assert [r[4] for r in table[2:]] == [r["label_prior"] for r in rows]
+
+
+def test_em_label_prior_needs_a_label_model(tmp_path):
+    from egmf.data.synth import write_synthetic
+
+    small = {"dims": {"text": 8, "audio": 5, "vision": 6}, "seq_lens": {"text": 6, "audio": 8, "vision": 8}}
+    mosei = write_synthetic("mmsa", tmp_path / "mosei", size="tiny", seed=8, flavour="mosei", **small)
+    sims = write_synthetic("mmsa", tmp_path / "simsv2", size="tiny", seed=9, flavour="simsv2", **small)
+    cfg = config_from_dict(_config("mosei", mosei, tmp_path / "runs", {"name": "late_fusion"}))
+    with pytest.raises(ConfigError, match="label prior 'em' needs an emotion/sentiment-label source model; mosei is msa"):
+        run_transfer(cfg, DatasetEntry("simsv2", str(sims)), log=lambda _: None, label_priors=("em",))
+    assert not (tmp_path / "runs").exists()  # refused before any training

@@ -75,6 +75,9 @@ def transfer(
     input_statistics: str = typer.Option("source", "--input-statistics", help="what standardises the target's "
                                          "features: source (the model's own, as trained), target (the target train "
                                          "split's inputs, no labels) or source,target (a row each)"),
+    label_prior: str = typer.Option("as_trained", "--label-prior", help="class prior the answers are chosen under: "
+                                    "as_trained (the model's own), em (the scored inputs' prior, estimated by EM "
+                                    "without their labels) or as_trained,em (a row each)"),
     name: Optional[str] = typer.Option(None, "--name", help="folder name under --output (default: <config name>_transfer)"),
     output: Optional[Path] = typer.Option(None, "--output", help="parent folder (default: the config's output_dir)"),
 ) -> None:
@@ -96,8 +99,9 @@ def transfer(
     reverse_cfg = load_config(reverse_config, list(set_)) if reverse_config else None
     mods = [m.strip() for item in modalities for m in item.split(",") if m.strip()] or None
     choices = [c.strip() for c in input_statistics.split(",") if c.strip()]
+    priors = [c.strip() for c in label_prior.split(",") if c.strip()]
     rows, out_dir = run_transfer(cfg, target, seeds, reverse or reverse_cfg is not None, reverse_cfg, mods,
-                                 log=_log, input_statistics=choices)
+                                 log=_log, input_statistics=choices, label_priors=priors)
     console.print(f"table: {out_dir / 'transfer.md'} and {out_dir / 'transfer.csv'}")
     typer.echo((out_dir / "transfer.md").read_text(encoding="utf-8"))
 

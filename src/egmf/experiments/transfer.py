@@ -38,6 +38,14 @@ calls 93% of the Chinese reviews neutral, ``benchmarks/results/chinese_reviews_x
 standardised by the target's own train split -- its inputs only, never its labels: the per-corpus
 normalisation of cross-corpus emotion recognition. Each choice is a row of its own.
 
+Label prior. A model answers under the class prior of its train data; a target with another (MELD's sentiments
+are 47% neutral, the reviews have no neutral one) gets that prior's answers. ``label_priors=("as_trained",
+"em")`` also scores each cross-lingual direction with the answers re-chosen under the target's class prior,
+estimated by EM from the scored inputs' label probabilities alone (Saerens et al. 2002,
+:mod:`egmf.evaluation.label_shift`); the prior the model answers with is its mean probability on its own valid
+inputs. It reads the target's inputs, never their labels: a transductive adaptation, not zero-shot, and its
+rows say so.
+
 Evaluation: the target's test split (its valid split where it has none), restricted to the samples whose
 label the source can answer. With ``--reverse`` each cross-lingual row stands beside the target-language model
 scored on the same samples ("in-language"); without, beside the source model on its own split ("in-domain").
@@ -54,6 +62,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from egmf.atomic import write_json_atomic, write_text_atomic
@@ -63,6 +72,7 @@ from egmf.errors import ConfigError
 from egmf.evaluation.aggregate import (aggregate_seeds, format_cell, metric_cells, metric_numbers, to_markdown,
                                       write_csv)
 from egmf.experiments.ablation import Runner, run_or_reuse
+from egmf.model.base import Prediction
 from egmf.model.standardize import FeatureStandardizer, Statistics
 from egmf.typed_config import apply_overrides, to_dict
 
@@ -201,6 +211,9 @@ def fed_modalities(status: dict[str, str]) -> str:
 # What standardises a target's fed features: the source's train statistics (as trained) or the target train
 # split's own inputs (no labels).
 INPUT_STATISTICS = ("source", "target")
+# The class prior the answers are chosen under: the model's own (as trained) or the scored inputs' prior
+# estimated by EM without their labels (label shift, egmf.evaluation.label_shift).
+LABEL_PRIORS = ("as_trained", "em")
 
 
 def use_target_statistics(model, source: str, target_stats: dict[str, tuple], status: dict[str, str]) -> list[str]:
@@ -234,11 +247,18 @@ def evaluate_checkpoint_on(
     modalities: Sequence[str] | None = None,
     scored_labels: Sequence[str] | None = None,
     target_statistics: dict[str, tuple] | None = None,
+    label_prior: str = "as_trained",
+    source_inputs: list[Sample] | None = None,
 ) -> tuple[dict, dict[str, str]]:
     """Score a one-dataset checkpoint on another dataset's samples; writes metrics.json and predictions.
 
     ``target_statistics`` (the target train split's ``{key: (mean, std)}``) standardises the fed features with
     the target's own statistics instead of the source's (:func:`use_target_statistics`).
+
+    ``label_prior="em"`` (ERC): the model's label probabilities on the scored samples are moved to their class
+    prior, estimated from those samples' inputs alone by EM (:mod:`egmf.evaluation.label_shift`); the prior the
+    model answers with is its mean probability on ``source_inputs`` (samples of its own dataset, e.g. its valid
+    split). No target label is read; ``metrics.json`` records both priors.
 
     ERC: an answer that maps to no target word (a 3-way model's ``neutral`` on a binary target) is an error;
     ``metrics["outside_labels"]`` is the share of answers outside ``scored_labels`` (default: the target's
@@ -260,9 +280,20 @@ def evaluate_checkpoint_on(
     if not samples:
         raise ConfigError(f"transfer: the {target.name} evaluation split has no labelled samples")
     adapted, status = adapt_samples(samples, source, dims[source.name], target_dims, cfg.model.text_source, modalities)
+    if label_prior not in LABEL_PRIORS:
+        raise ConfigError(f"label prior: got {label_prior!r}; valid choices: {', '.join(LABEL_PRIORS)}")
+    if label_prior == "em" and (source.task != "erc" or not source_inputs):
+        raise ConfigError(f"label prior 'em' needs an emotion/sentiment-label source model and inputs of its own "
+                          f"dataset; {source.name} is {source.task} with {len(source_inputs or [])} source inputs")
+    decoding = decoding or cfg.eval.decoding
+    # The source prior is read before the target's statistics replace the model's own.
+    reference = predict_samples(model, source_inputs, cfg.eval.batch_size, decoding) if label_prior == "em" else []
     if target_statistics is not None:
         use_target_statistics(model, source.name, target_statistics, status)
-    preds = predict_samples(model, adapted, cfg.eval.batch_size, decoding or cfg.eval.decoding)
+    preds = predict_samples(model, adapted, cfg.eval.batch_size, decoding)
+    shift = None
+    if label_prior == "em":
+        preds, shift = _adapt_label_prior(preds, reference, source, checkpoint)
     mapped = [dataclasses.replace(p, dataset=target.name, prediction=to_target(p.prediction)) for p in preds]
     answers, truths = [p.prediction for p in mapped], [s.label for s in samples]
     if target.task == "msa":
@@ -278,9 +309,31 @@ def evaluate_checkpoint_on(
     out_dir.mkdir(parents=True, exist_ok=True)
     write_predictions(mapped, out_dir / "predictions_test.jsonl")
     record = {"source": source.name, "target": target.name, "modalities": status, "n": len(samples),
-              "input_statistics": "source" if target_statistics is None else "target", "test": metrics}
+              "input_statistics": "source" if target_statistics is None else "target", "label_prior": label_prior,
+              "test": metrics}
+    if shift is not None:
+        record["label_prior_estimate"] = shift
     write_json_atomic(out_dir / "metrics.json", record, default=float)
     return metrics, status
+
+
+def _adapt_label_prior(preds: list[Prediction], reference: list[Prediction], source: DatasetInfo,
+                       checkpoint: Path) -> tuple[list[Prediction], dict]:
+    """``preds``' answers re-chosen under the class prior EM estimates from them (label shift), the source prior
+    being the mean of ``reference``'s probabilities; returns the new predictions and both priors."""
+    from egmf.evaluation.label_shift import adapt_to_label_shift, mean_probabilities, probability_matrix
+
+    labels = list(source.labels)
+    where = f"{checkpoint} on"
+    src = mean_probabilities(probability_matrix([p.probabilities for p in reference], labels, f"{where} its own inputs"))
+    shift = adapt_to_label_shift(probability_matrix([p.probabilities for p in preds], labels, f"{where} the target"),
+                                 src)
+    adapted = [dataclasses.replace(p, prediction=labels[int(np.argmax(row))],
+                                   probabilities={lab: float(x) for lab, x in zip(labels, row)})
+               for p, row in zip(preds, shift.probabilities)]
+    estimate = {"source": dict(zip(labels, map(float, src))), "target": dict(zip(labels, map(float, shift.prior))),
+                "iterations": shift.iterations, "converged": shift.converged, "n_source_inputs": len(reference)}
+    return adapted, estimate
 
 
 # ------------------------------------------------------------------------------------------ the command
@@ -300,6 +353,7 @@ class EvalSplit:
     samples: list[Sample]
     dims: dict[str, int]
     train_statistics: Statistics  # of its train split's inputs; computed for input_statistics 'target' only
+    valid: list[Sample]  # its valid split (the scored split where it has none): a model's own inputs, label prior 'em'
 
 
 def _eval_split(cfg: RunConfig, entry: DatasetEntry, sentence_encoder: str, train_statistics: bool) -> EvalSplit:
@@ -316,7 +370,7 @@ def _eval_split(cfg: RunConfig, entry: DatasetEntry, sentence_encoder: str, trai
     if not data.split(split):
         raise ConfigError(f"transfer: {entry.name} at {entry.path} has no test or valid split to evaluate on")
     return EvalSplit(info, split, data.split(split), data.feature_dims[info.name],
-                     feature_statistics(data.split("train")) if train_statistics else {})
+                     feature_statistics(data.split("train")) if train_statistics else {}, data.split("valid"))
 
 
 def run_transfer(
@@ -329,6 +383,7 @@ def run_transfer(
     runner: Runner | None = None,
     log: Callable[[str], None] = print,
     input_statistics: Sequence[str] = ("source",),
+    label_priors: Sequence[str] = ("as_trained",),
 ) -> tuple[list[dict], Path]:
     """Train on ``cfg``'s dataset, score on ``target``'s evaluation split (and the reverse); write the table.
 
@@ -336,12 +391,18 @@ def run_transfer(
     answer MELD's ``neutral``: those samples are left out and counted). With both directions trained, each
     cross-lingual row stands beside the target-language model scored on the very same samples ("in-language");
     with one direction, beside the source model on its own evaluation split ("in-domain"). Each cross-lingual
-    direction is scored once per ``input_statistics`` choice (:data:`INPUT_STATISTICS`).
+    direction is scored once per ``input_statistics`` choice (:data:`INPUT_STATISTICS`) and per ``label_priors``
+    choice (:data:`LABEL_PRIORS`; 'em' re-chooses the answers under the scored inputs' estimated class prior,
+    with the source's valid inputs giving the prior the model answers with).
     """
     bad = [c for c in input_statistics if c not in INPUT_STATISTICS]
     if bad or not input_statistics:
         raise ConfigError(f"input statistics: invalid value {bad[0] if bad else 'none'!r}; valid choices: "
                           f"{', '.join(INPUT_STATISTICS)} (one or both)")
+    bad = [c for c in label_priors if c not in LABEL_PRIORS]
+    if bad or not label_priors:
+        raise ConfigError(f"label prior: invalid value {bad[0] if bad else 'none'!r}; valid choices: "
+                          f"{', '.join(LABEL_PRIORS)} (one or both)")
     if len(cfg.data.datasets) != 1:
         raise ConfigError(f"transfer: the config must name one source dataset, it names {len(cfg.data.datasets)}")
     source = cfg.data.datasets[0]
@@ -378,6 +439,9 @@ def run_transfer(
             raise ConfigError(f"transfer: source and target are both {own.name!r}; name a dataset of the other "
                               "language")
         answer_mapper(own, other)
+        if "em" in label_priors and own.task != "erc":
+            raise ConfigError(f"label prior 'em' needs an emotion/sentiment-label source model; {own.name} is "
+                              f"{own.task} (scores have no class prior to move)")
     if reverse_cfg is not None:
         trains_on = eval_split(reverse_cfg, directions[1][1], directions[1][1]).info.name
         if trains_on != eval_split(cfg, target, source).info.name:
@@ -403,15 +467,17 @@ def run_transfer(
         if not kept:
             raise ConfigError(f"transfer: none of the {tgt} {split.split} samples has a label that {src} can answer")
         kept_ids = {s.id for s in kept}
-        for choice in dict.fromkeys(input_statistics):
+        own_inputs = eval_split(base, train_on, train_on)
+        own_inputs = own_inputs.valid or own_inputs.samples
+        for choice, prior in [(c, p) for c in dict.fromkeys(input_statistics) for p in dict.fromkeys(label_priors)]:
             own_stats = split.train_statistics.get(split.info.name, {}) if choice == "target" else None
             if own_stats is not None and not own_stats:
                 raise ConfigError(f"transfer: input statistics 'target' needs {tgt}'s train split features; "
                                   f"{tgt} has no train split with features")
-            suffix = "" if choice == "source" else "_target_statistics"
+            suffix = ("" if choice == "source" else "_target_statistics") + ("" if prior == "as_trained" else "_em_prior")
             cross = _score(trained[src][2], seeds, split.info, kept, split.dims, scorable, modalities,
-                           out_root / f"transfer_{src}_to_{tgt}{suffix}", own_stats)
-            rows.append(_row(src, tgt, "cross-lingual", cross, split, len(kept), left_out, choice))
+                           out_root / f"transfer_{src}_to_{tgt}{suffix}", own_stats, prior, own_inputs)
+            rows.append(_row(src, tgt, "cross-lingual", cross, split, len(kept), left_out, choice, prior))
         if tgt in trained:  # the target-language model on the very same samples
             own_base, own_entry, own_run, _ = trained[tgt]
             own = eval_split(own_base, own_entry, own_entry)
@@ -431,23 +497,26 @@ def run_transfer(
 
 def _score(run_cfg: RunConfig, seeds: Sequence[int], info: DatasetInfo, samples: list[Sample], dims: dict[str, int],
            scorable: Sequence[str] | None, modalities: Sequence[str] | None, folder: Path,
-           target_statistics: dict[str, tuple] | None = None) -> tuple[list[dict], str]:
+           target_statistics: dict[str, tuple] | None = None, label_prior: str = "as_trained",
+           source_inputs: list[Sample] | None = None) -> tuple[list[dict], str]:
     """Each seed's best checkpoint of ``run_cfg`` scored on ``samples``: (metrics per seed, modalities fed)."""
     per_seed, status = [], {}
     for seed in seeds:
         best = run_cfg.run_dir / f"seed_{seed}" / "checkpoints" / "best"
         metrics, status = evaluate_checkpoint_on(best, info, samples, dims, folder / f"seed_{seed}",
                                                  modalities=modalities, scored_labels=scorable,
-                                                 target_statistics=target_statistics)
+                                                 target_statistics=target_statistics, label_prior=label_prior,
+                                                 source_inputs=source_inputs)
         per_seed.append(metrics)
     return per_seed, fed_modalities(status)
 
 
 def _row(train: str, test: str, kind: str, scores: tuple[list[dict], str], split: EvalSplit, n: int,
-         left_out: Counter, statistics: str = "source") -> dict:
+         left_out: Counter, statistics: str = "source", label_prior: str = "as_trained") -> dict:
     per_seed, fed = scores
     return {"direction": f"{train} -> {test}", "train": train, "test": test, "kind": kind, "modalities": fed,
             "input_statistics": "as trained" if statistics == "source" else "target's train split",
+            "label_prior": "as trained" if label_prior == "as_trained" else "EM on the scored inputs",
             "split": split.split, "n_test": n,
             "left_out": ", ".join(f"{w} {c}" for w, c in left_out.most_common()) or "-",
             "family": split.info.metric_family, "seeds": len(per_seed), "summary": aggregate_seeds(per_seed)}
@@ -462,6 +531,8 @@ def write_table(rows: list[dict], out_dir: Path, seeds: Sequence[int]) -> tuple[
           "answer; 'outside labels': answers outside the scored labels (counted as errors). In-language rows score "
           "the target-language model on the same samples. 'input statistics': the mean / std the fed features are "
           "standardised with, the model's own ('as trained') or the target train split's inputs (no labels). "
+          "'label prior': the class prior answers are chosen under, the model's own ('as trained') or the scored "
+          "inputs' prior estimated by EM from them without their labels (label shift; egmf.evaluation.label_shift). "
           "Accuracies and F1 in percent; MAE and Corr raw.", ""]
     csv_rows = []
     for family in dict.fromkeys(r["family"] for r in rows):
@@ -469,15 +540,16 @@ def write_table(rows: list[dict], out_dir: Path, seeds: Sequence[int]) -> tuple[
         cells = []
         for r in group:
             cell = {"direction": r["direction"], "kind": r["kind"], "modalities fed": r["modalities"],
-                    "input statistics": r["input_statistics"], "split": r["split"], "n": str(r["n_test"]),
+                    "input statistics": r["input_statistics"], "label prior": r["label_prior"],
+                    "split": r["split"], "n": str(r["n_test"]),
                     "left out": r["left_out"]}
             cell.update(metric_cells(r["summary"], family))
             if family == "erc":
                 cell["outside labels"] = format_cell(r["summary"].get("outside_labels"), percent=True)
             cells.append(cell)
-        md += [to_markdown(pd.DataFrame(cells), labels=7), ""]
+        md += [to_markdown(pd.DataFrame(cells), labels=8), ""]
         csv_rows += [{k: r[k] for k in ("direction", "train", "test", "kind", "modalities", "input_statistics",
-                                        "split", "n_test", "left_out", "seeds")}
+                                        "label_prior", "split", "n_test", "left_out", "seeds")}
                      | metric_numbers(r["summary"], family)
                      | {f"outside_labels_{k}": v for k, v in r["summary"].get("outside_labels", {}).items()}
                      for r in group]
