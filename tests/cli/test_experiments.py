@@ -75,22 +75,17 @@ def test_transfer_writes_the_table_both_ways(setup):
     assert re.search(r"\| cherma -> meld +\| cross-lingual +\|", result.output)
 
 
-def test_transfer_unknown_input_statistics_is_a_clean_error(setup):
+@pytest.mark.parametrize("flag, value, message", [
+    ("--input-statistics", "both", "input statistics: invalid value 'both'; valid choices: source, target"),
+    ("--label-prior", "bayes", "label prior: invalid value 'bayes'; valid choices: as_trained, em"),
+])
+def test_transfer_unknown_choice_is_a_clean_error(setup, flag, value, message):
     root, config, cherma = setup
     result = runner.invoke(app, ["transfer", "--config", str(config), "--target-dataset", "cherma",
-                                 "--target-path", str(cherma), "--input-statistics", "both", "--name", "bad_stats"])
+                                 "--target-path", str(cherma), flag, value, "--name", f"bad_{value}"])
     assert result.exit_code == 2
-    assert "input statistics: invalid value 'both'; valid choices: source, target" in result.output
-    assert not (root / "runs" / "bad_stats").exists(), "refused before any training"
-
-
-def test_transfer_unknown_label_prior_is_a_clean_error(setup):
-    root, config, cherma = setup
-    result = runner.invoke(app, ["transfer", "--config", str(config), "--target-dataset", "cherma",
-                                 "--target-path", str(cherma), "--label-prior", "bayes", "--name", "bad_prior"])
-    assert result.exit_code == 2
-    assert "label prior: invalid value 'bayes'; valid choices: as_trained, em" in result.output
-    assert not (root / "runs" / "bad_prior").exists(), "refused before any training"
+    assert message in result.output
+    assert not (root / "runs" / f"bad_{value}").exists(), "refused before any training"
 
 
 def test_transfer_between_kinds_is_a_clean_error(setup, tmp_path):
