@@ -34,6 +34,8 @@ SECTIONS = [
     ("baseline_rates", "benchmarks/baseline_rates.py", "MELD: late_fusion / mult learning rates chosen on valid"),
     ("quality_meld_llm_capped", "benchmarks/quality.py meld --steps 300 --models egmf,llm_text --tag llm_capped",
      "MELD dev with today's defaults: EGMF and llm_text at a 300-step cap"),
+    ("quality_meld_epoch1", "benchmarks/quality.py meld --steps 1250 --models egmf,llm_text --tag epoch1",
+     "MELD dev: EGMF and llm_text at a one-epoch cap (1,250 steps), bf16"),
     ("quality_meld_converged_baselines", "benchmarks/quality.py meld --converge --models late_fusion,mult --seeds "
      "1111,2222,3333 --tag baselines", "MELD dev with today's defaults: late_fusion / mult until valid stops improving"),
     ("quality_meld_converged_mult", "benchmarks/quality.py meld --converge --models mult --seeds 1111,2222,3333 "
@@ -96,6 +98,12 @@ SECTIONS = [
      "train.max_steps=600 --source-set train.eval_every=200 --source-set train.save_every=200 --source-set "
      "data.limit.valid=300 --source-set data.limit.train=8000",
      "MELD sentiment <-> Chinese reviews, source600's command with a second seed (2222)"),
+    ("chinese_reviews_source600_em", "benchmarks/chinese_reviews.py --tag source600_em --steps 300 --train-limit "
+     "4000 --only transfer --models '' --class-weighting balanced --source-set train.max_steps=600 --source-set "
+     "train.eval_every=200 --source-set train.save_every=200 --source-set data.limit.valid=300 --source-set "
+     "data.limit.train=8000 --label-prior as_trained,em",
+     "MELD sentiment <-> Chinese reviews, source600's command again, each direction also with the target's class "
+     "prior estimated by EM from its unlabelled inputs (label shift)"),
     ("chinese_reviews_xlanchors", "benchmarks/chinese_reviews.py --only anchors --tag xlanchors",
      "MELD sentiment <-> Chinese reviews through the multilingual sentence vectors alone (e5 + LR), as encoded "
      "and standardised per language"),
