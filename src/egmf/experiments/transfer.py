@@ -353,7 +353,7 @@ class EvalSplit:
     samples: list[Sample]
     dims: dict[str, int]
     train_statistics: Statistics  # of its train split's inputs; computed for input_statistics 'target' only
-    valid: list[Sample]  # its valid split (the scored split where it has none): a model's own inputs, label prior 'em'
+    valid: list[Sample]  # its valid split (empty where it has none): the inputs that give a model its own prior (em)
 
 
 def _eval_split(cfg: RunConfig, entry: DatasetEntry, sentence_encoder: str, train_statistics: bool) -> EvalSplit:
