@@ -34,8 +34,8 @@ SECTIONS = [
     ("baseline_rates", "benchmarks/baseline_rates.py", "MELD: late_fusion / mult learning rates chosen on valid"),
     ("quality_meld_llm_capped", "benchmarks/quality.py meld --steps 300 --models egmf,llm_text --tag llm_capped",
      "MELD dev with today's defaults: EGMF and llm_text at a 300-step cap"),
-    ("quality_meld_epoch1", "benchmarks/quality.py meld --steps 1250 --models egmf --tag epoch1",
-     "MELD dev: EGMF at a one-epoch cap (1,250 steps), bf16 (llm_text at that cap: add it to --models)"),
+    ("quality_meld_epoch1", "benchmarks/quality.py meld --steps 1250 --models egmf,llm_text --tag epoch1",
+     "MELD dev: EGMF and llm_text at a one-epoch cap (1,250 steps), bf16"),
     ("quality_meld_converged_baselines", "benchmarks/quality.py meld --converge --models late_fusion,mult --seeds "
      "1111,2222,3333 --tag baselines", "MELD dev with today's defaults: late_fusion / mult until valid stops improving"),
     ("quality_meld_converged_mult", "benchmarks/quality.py meld --converge --models mult --seeds 1111,2222,3333 "

@@ -357,20 +357,25 @@ def _binary_reviews(folder, n: int = 24):
     return folder
 
 
+def _sentiment_source_and_reviews(tmp_path):
+    """Generated MELD with its 3 sentiments as the source (EGMF on the tiny LLM) and the binary reviews."""
+    from egmf.data.synth import write_synthetic
+
+    meld = write_synthetic("meld", tmp_path / "meld", size="tiny", seed=6, dims={"text": 8, "audio": 6, "vision": 5})
+    data = _config("meld", meld, tmp_path / "runs", TINY_EGMF)
+    data["data"]["datasets"][0]["options"] = {"label": "sentiment"}
+    data["data"]["limit"] = {"train": 8, "valid": 4, "test": 12}
+    return meld, _binary_reviews(tmp_path / "reviews"), config_from_dict(data)
+
+
 def test_three_way_sentiment_to_binary_and_back(tmp_path):
     """MELD sentiment (3-way) -> binary reviews and back: neutral answers are errors, neutral samples left out."""
     from collections import Counter
 
-    from egmf.data.synth import write_synthetic
     from egmf.evaluation.metrics import erc_metrics
 
-    meld = write_synthetic("meld", tmp_path / "meld", size="tiny", seed=6, dims={"text": 8, "audio": 6, "vision": 5})
-    reviews = _binary_reviews(tmp_path / "reviews")
-    data = _config("meld", meld, tmp_path / "runs", TINY_EGMF)
-    data["data"]["datasets"][0]["options"] = {"label": "sentiment"}
-    data["data"]["limit"] = {"train": 8, "valid": 4, "test": 12}
-    rows, out = run_transfer(config_from_dict(data), DatasetEntry("custom", str(reviews)), reverse=True,
-                             log=lambda _: None)
+    meld, reviews, cfg = _sentiment_source_and_reviews(tmp_path)
+    rows, out = run_transfer(cfg, DatasetEntry("custom", str(reviews)), reverse=True, log=lambda _: None)
     assert [(r["direction"], r["kind"]) for r in rows] == [
         ("meld -> reviews", "cross-lingual"), ("reviews -> reviews", "in-language"),
         ("reviews -> meld", "cross-lingual"), ("meld -> meld", "in-language"),
@@ -435,15 +440,9 @@ def test_em_label_prior_rechooses_the_answers_under_the_estimated_prior(tmp_path
     probabilities re-weighted (Bayes' rule) from the source prior to the estimated target prior, both recorded."""
     import numpy as np
 
-    from egmf.data.synth import write_synthetic
     from egmf.evaluation.label_shift import reweight
 
-    meld = write_synthetic("meld", tmp_path / "meld", size="tiny", seed=6, dims={"text": 8, "audio": 6, "vision": 5})
-    reviews = _binary_reviews(tmp_path / "reviews")
-    data = _config("meld", meld, tmp_path / "runs", TINY_EGMF)
-    data["data"]["datasets"][0]["options"] = {"label": "sentiment"}
-    data["data"]["limit"] = {"train": 8, "valid": 4, "test": 12}
-    cfg = config_from_dict(data)
+    _, reviews, cfg = _sentiment_source_and_reviews(tmp_path)
     with pytest.raises(ConfigError, match="label prior: invalid value 'bayes'; valid choices: as_trained, em"):
         run_transfer(cfg, DatasetEntry("custom", str(reviews)), label_priors=["bayes"])
     rows, out = run_transfer(cfg, DatasetEntry("custom", str(reviews)), reverse=True, log=lambda _: None,
