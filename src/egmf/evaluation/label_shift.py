@@ -56,8 +56,12 @@ def mean_probabilities(probabilities: np.ndarray) -> np.ndarray:
 def reweight(probabilities: np.ndarray, source_prior: np.ndarray, target_prior: np.ndarray) -> np.ndarray:
     """Bayes' rule under label shift: each row times ``target_prior / source_prior``, renormalised."""
     p = _check_rows(np.asarray(probabilities, dtype=float), "probabilities")
-    src, tgt = _check_prior(source_prior, p.shape[1], "source prior"), _check_prior(target_prior, p.shape[1],
-                                                                                   "target prior", positive=False)
+    return _reweight(p, _check_prior(source_prior, p.shape[1], "source prior"),
+                     _check_prior(target_prior, p.shape[1], "target prior", positive=False))
+
+
+def _reweight(p: np.ndarray, src: np.ndarray, tgt: np.ndarray) -> np.ndarray:
+    """:func:`reweight` on checked arrays (the EM loop checks its input once, not every iteration)."""
     w = p * (tgt / src)
     total = w.sum(axis=1, keepdims=True)
     # A row whose every class got weight 0 (its mass sat on classes the new prior rules out) keeps its old answer.
@@ -73,15 +77,14 @@ def adapt_to_label_shift(probabilities: np.ndarray, source_prior: np.ndarray, ma
     if len(p) == 0:
         raise ConfigError("label shift: no probabilities to estimate a prior from (0 inputs)")
     src = _check_prior(source_prior, p.shape[1], "source prior")
-    prior, adapted = src.copy(), p
+    prior = src.copy()
     for iteration in range(1, max_iter + 1):
-        adapted = reweight(p, src, prior)
-        new = adapted.mean(axis=0)
+        new = _reweight(p, src, prior).mean(axis=0)
         moved = float(np.abs(new - prior).max())
         prior = new
         if moved < tol:
-            return LabelShift(prior, reweight(p, src, prior), iteration, True)
-    return LabelShift(prior, reweight(p, src, prior), max_iter, False)
+            return LabelShift(prior, _reweight(p, src, prior), iteration, True)
+    return LabelShift(prior, _reweight(p, src, prior), max_iter, False)
 
 
 def _check_rows(p: np.ndarray, what: str) -> np.ndarray:

@@ -467,8 +467,8 @@ def run_transfer(
         if not kept:
             raise ConfigError(f"transfer: none of the {tgt} {split.split} samples has a label that {src} can answer")
         kept_ids = {s.id for s in kept}
-        own_inputs = eval_split(base, train_on, train_on)
-        own_inputs = own_inputs.valid or own_inputs.samples
+        source_split = eval_split(base, train_on, train_on)
+        own_inputs = source_split.valid or source_split.samples
         for choice, prior in [(c, p) for c in dict.fromkeys(input_statistics) for p in dict.fromkeys(label_priors)]:
             own_stats = split.train_statistics.get(split.info.name, {}) if choice == "target" else None
             if own_stats is not None and not own_stats:
