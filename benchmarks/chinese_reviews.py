@@ -203,6 +203,7 @@ def transfer_anchors(meld: Path, reviews: Path, review_subset: set[str], train_l
     MELD dev's positive and negative utterances. Each beside the target-language e5 + LR on the same samples,
     and each with the vectors as encoded and standardised per language (:data:`VECTORS`)."""
     from egmf.data.registry import load_dataset
+    from egmf.model.standardize import safe_std
 
     data = {name: load_dataset("custom", path) for name, path in ((MELD, meld), (REVIEWS, reviews))}
     sp = {name: d.splits for name, d in data.items()}
@@ -221,7 +222,10 @@ def transfer_anchors(meld: Path, reviews: Path, review_subset: set[str], train_l
         if vectors == "as encoded":
             x = dict(vec)
         else:
-            stats = {name: (vec[name, "train"].mean(0), vec[name, "train"].std(0) + 1e-6) for name in sp}
+            stats = {}
+            for name in sp:
+                mean = vec[name, "train"].mean(0)
+                stats[name] = (mean, safe_std(mean, vec[name, "train"].std(0)))
             x = {(name, split): (v - stats[name][0]) / stats[name][1] for (name, split), v in vec.items()}
         models = {}
         for name in sp:

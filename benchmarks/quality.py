@@ -11,9 +11,8 @@ MELD train minus held-out train dialogues, select their checkpoint on those held
 dev), and are scored once on dev (1,109 utterances). The held-out dialogues: as many whole train dialogues as
 dev has (114), the seeded draw whose label distribution is closest to dev's (``meld_heldout``; its label
 distribution against dev's is in ``results/heldout_meld.md``, written by ``benchmarks/baseline_rates.py``). Text + dialogue context only (no audio/video here):
-the LLM models read the utterance in the prompt and EGMF's fusion reads the LLM's input embeddings of it
-(``text_source=llm``); late_fusion and mult have no LLM and read a MiniLM sentence vector
-(``text_source=sentence``). A budget of ``--steps`` optimiser steps at batch 8 for every model.
+the LLM models read the utterance in the prompt; EGMF's fusion, late_fusion and mult read a MiniLM sentence
+vector of it (the text source ``configs/meld.yaml`` ships, ``auto``). A budget of ``--steps`` optimiser steps at batch 8 for every model.
 
 ravdess: the custom-format dataset ``benchmarks/ravdess_anchors.py --out DIR`` writes (Whisper tiny.en
 frames as audio, MiniLM token vectors of the statement as text). Speaker-independent: train actors 01-05,
@@ -53,6 +52,7 @@ DESCRIPTIONS = {
     "egmf_no_head": "EGMF with model.fusion_head_weight=0 (no fusion head: the default before 2026-12-03)",
     "mult_mean_pool": "MulT with model.baseline.pooling=mean (each stream's masked mean, not its last state)",
     "mult_last_state": "MulT with model.baseline.pooling=last (each stream's last state, as the MulT paper)",
+    "egmf_sqrt_weights": "EGMF with model.class_weighting=sqrt (ERC loss weights ~ 1/sqrt(train label count))",
 }
 # Rows that are a registered model with settings changed: name -> the overrides that make it. The fusion head is
 # EGMF's default since 2026-12-03; egmf_fusion_head names it explicitly (its run folders predate that), and run
@@ -60,7 +60,8 @@ DESCRIPTIONS = {
 VARIANTS = {"egmf_fusion_head": ["model.name=egmf", "model.fusion_head_weight=0.5"],
             "egmf_no_head": ["model.name=egmf", "model.fusion_head_weight=0"],
             "mult_mean_pool": ["model.name=mult", "model.baseline.pooling=mean"],
-            "mult_last_state": ["model.name=mult", "model.baseline.pooling=last"]}
+            "mult_last_state": ["model.name=mult", "model.baseline.pooling=last"],
+            "egmf_sqrt_weights": ["model.name=egmf", "model.class_weighting=sqrt"]}
 
 
 MELD_SETUP = ("MELD train minus held-out train dialogues (checkpoint selection: as many whole dialogues as dev has, "
