@@ -53,6 +53,10 @@ DESCRIPTIONS = {
     "mult_mean_pool": "MulT with model.baseline.pooling=mean (each stream's masked mean, not its last state)",
     "mult_last_state": "MulT with model.baseline.pooling=last (each stream's last state, as the MulT paper)",
     "egmf_sqrt_weights": "EGMF with model.class_weighting=sqrt (ERC loss weights ~ 1/sqrt(train label count))",
+    "llm_text_sqrt_weights": "SmolLM2 + LoRA on the prompt alone, model.class_weighting=sqrt",
+    "egmf_no_weights": "EGMF with model.class_weighting=none (MELD's egmf row before 2026-12-07)",
+    "llm_text_no_weights": "SmolLM2 + LoRA on the prompt alone, model.class_weighting=none (MELD's before 2026-12-07)",
+    "egmf_mean_gate_sqrt_weights": "EGMF with uniform-mean gates, model.class_weighting=sqrt",
 }
 # Rows that are a registered model with settings changed: name -> the overrides that make it. The fusion head is
 # EGMF's default since 2026-12-03; egmf_fusion_head names it explicitly (its run folders predate that), and run
@@ -61,7 +65,11 @@ VARIANTS = {"egmf_fusion_head": ["model.name=egmf", "model.fusion_head_weight=0.
             "egmf_no_head": ["model.name=egmf", "model.fusion_head_weight=0"],
             "mult_mean_pool": ["model.name=mult", "model.baseline.pooling=mean"],
             "mult_last_state": ["model.name=mult", "model.baseline.pooling=last"],
-            "egmf_sqrt_weights": ["model.name=egmf", "model.class_weighting=sqrt"]}
+            "egmf_sqrt_weights": ["model.name=egmf", "model.class_weighting=sqrt"],
+            "llm_text_sqrt_weights": ["model.name=llm_text", "model.class_weighting=sqrt"],
+            "egmf_mean_gate_sqrt_weights": ["model.name=egmf_mean_gate", "model.class_weighting=sqrt"],
+            "egmf_no_weights": ["model.name=egmf", "model.class_weighting=none"],
+            "llm_text_no_weights": ["model.name=llm_text", "model.class_weighting=none"]}
 
 
 MELD_SETUP = ("MELD train minus held-out train dialogues (checkpoint selection: as many whole dialogues as dev has, "
@@ -133,10 +141,12 @@ def write_ravdess(src: Path, out: Path, valid_actor: str = "actor06") -> Path:
 
 
 def meld_base_config(path: Path, steps: int, backend: str, smoke: bool) -> dict:
-    """``base_config`` for MELD with the text source and LoRA layers that ``configs/meld.yaml`` sets (read from it,
-    so the benchmark follows the shipped config): a MiniLM sentence vector for the fusion, LoRA on the upper layers."""
+    """``base_config`` for MELD with the text source, LoRA layers and class weighting that ``configs/meld.yaml``
+    sets (read from it, so the benchmark follows the shipped config): a MiniLM sentence vector for the fusion, LoRA
+    on the upper layers, sqrt class weights (since 2026-12-07; the ``*_no_weights`` rows reproduce earlier ones)."""
     shipped = yaml.safe_load((REPO / "configs" / "meld.yaml").read_text(encoding="utf-8"))["model"]
     cfg = base_config(path, steps, backend, shipped["text_source"], smoke)
+    cfg["model"]["class_weighting"] = shipped.get("class_weighting", "none")
     cfg["model"]["lora"]["layers_from"] = 1 if smoke else shipped["lora"]["layers_from"]  # --smoke's LLM: 2 layers
     return cfg
 
@@ -268,7 +278,8 @@ def main() -> None:
             f"data: {note}",
             f"budget: {budget}; LLM {backend} (autocast {base['model']['llm']['autocast']}), LoRA r=8 "
             f"(layers >= {base['model']['lora'].get('layers_from', 0)}), K=4, fusion text_source "
-            f"{base['model']['text_source']}",
+            f"{base['model']['text_source']}, class weighting {base['model'].get('class_weighting', 'none')} "
+            "(a row's own setting where its description names one)",
             "metrics: scikit-learn weighted F1 / macro F1 / accuracy (fractions) on the test split named above",
             reuse_note(results),
         ])
