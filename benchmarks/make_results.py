@@ -35,7 +35,10 @@ SECTIONS = [
     ("quality_meld_llm_capped", "benchmarks/quality.py meld --steps 300 --models egmf,llm_text --tag llm_capped",
      "MELD dev with today's defaults: EGMF and llm_text at a 300-step cap"),
     ("quality_meld_epoch1", "benchmarks/quality.py meld --steps 1250 --models egmf,llm_text --tag epoch1",
-     "MELD dev: EGMF and llm_text at a one-epoch cap (1,250 steps), bf16"),
+     "MELD dev: EGMF and llm_text at a one-epoch cap (1,250 steps), bf16, no class weights (since 2026-12-07 "
+     "`--models egmf_no_weights,llm_text_no_weights`)"),
+    ("quality_meld_epoch1_sqrt", "benchmarks/quality.py meld --steps 1250 --models egmf_sqrt_weights --tag "
+     "epoch1_sqrt", "MELD dev: EGMF with sqrt class weights at the one-epoch cap (configs/meld.yaml's default since)"),
     ("quality_meld_converged_baselines", "benchmarks/quality.py meld --converge --models late_fusion,mult --seeds "
      "1111,2222,3333 --tag baselines", "MELD dev with today's defaults: late_fusion / mult until valid stops improving"),
     ("quality_meld_converged_mult", "benchmarks/quality.py meld --converge --models mult --seeds 1111,2222,3333 "

@@ -15,7 +15,7 @@ import torch
 from egmf.data.collate import collate
 from egmf.data.schema import DatasetInfo
 from egmf.errors import ConfigError
-from egmf.model.egmf import class_weights
+from egmf.model.class_weights import class_weights
 from egmf.model.llm.decoding import distinct_first_tokens, score_options
 from egmf.model.llm.prompts import IGNORE
 

@@ -131,7 +131,8 @@ class ModelConfig:
         metadata={
             "help": "ERC sample weights in the loss from the train split's label counts n_c (the trainer calls "
             "fit_class_weights): 'balanced' w_c ~ 1/n_c, 'sqrt' w_c ~ 1/sqrt(n_c), scaled so the train mean weight "
-            "is 1; 'none' = every sample 1. MSA samples weigh 1"
+            "is 1; 'none' = every sample 1. MSA samples weigh 1. Every model: EGMF's LM loss, the baselines' "
+            "cross-entropy (EGMF's fusion head stays unweighted); configs/meld.yaml sets 'sqrt'"
         },
     )
     # On by default: over three seeds on RAVDESS (benchmarks/results/quality_ravdess_converged_fusion_head_seeds.md)

@@ -36,6 +36,7 @@ from egmf.data.collate import Batch
 from egmf.data.schema import DatasetInfo, Sample
 from egmf.errors import ConfigError, DataFormatError
 from egmf.model.base import FusionOutput, ModelOutput, Prediction
+from egmf.model.class_weights import fit_class_weights, sample_weights
 from egmf.model.config import ModelConfig, text_feature_dim
 from egmf.model.llm.backends import input_embedding_scale, load_llm
 from egmf.model.llm.decoding import (NumberConstraint, distinct_first_tokens, greedy_decode, option_log_probs,
@@ -136,19 +137,6 @@ def check_sliding_window(config, tokens: int) -> None:
         )
 
 
-def class_weights(counts: dict[str, int], labels: tuple[str, ...], mode: str) -> dict[str, float]:
-    """Per-label loss weights from train label counts: ``balanced`` ~ 1/n, ``sqrt`` ~ 1/sqrt(n), ``none`` 1;
-    scaled so the count-weighted mean is 1 (the loss keeps its scale). A label absent from train counts as 1."""
-    n = {lab: max(int(counts.get(lab, 0)), 1) for lab in labels}
-    if mode == "none":
-        return {lab: 1.0 for lab in labels}
-    if mode not in ("balanced", "sqrt"):
-        raise ConfigError(f"model.class_weighting: got {mode!r}; valid choices: none, balanced, sqrt")
-    raw = {lab: 1.0 / (c if mode == "balanced" else c ** 0.5) for lab, c in n.items()}
-    scale = sum(n.values()) / sum(n[lab] * raw[lab] for lab in labels)
-    return {lab: raw[lab] * scale for lab in labels}
-
-
 @dataclass
 class ScoreOutput:
     """Teacher-forced scores of a batch: per-sample mean target loss and the logits that predict targets.
@@ -221,22 +209,11 @@ class EGMF(nn.Module):
     def fit_class_weights(self, samples: list[Sample]) -> None:
         """Set the ERC loss weights from the label counts of ``samples`` (the train split) under
         ``model.class_weighting``; ``none`` leaves every weight at 1."""
-        self.class_weights = {}
-        if self.cfg.class_weighting == "none":
-            return
-        for name, info in self.infos.items():
-            if info.task != "erc":
-                continue
-            counts: dict[str, int] = {}
-            for s in samples:
-                if s.dataset == name and s.label is not None:
-                    counts[str(s.label)] = counts.get(str(s.label), 0) + 1
-            self.class_weights[name] = class_weights(counts, info.labels, self.cfg.class_weighting)
+        self.class_weights = fit_class_weights(self.infos, samples, self.cfg.class_weighting)
 
     def sample_weights(self, samples: list[Sample]) -> torch.Tensor:
         """``[B]`` loss weight of each sample (1 unless class weights are fitted for its dataset)."""
-        return torch.tensor([self.class_weights.get(s.dataset, {}).get(str(s.label), 1.0) for s in samples],
-                            dtype=torch.float32, device=self.device)
+        return sample_weights(self.class_weights, samples, self.device)
 
     # -- plumbing -------------------------------------------------------------------------------------------
     def fusion_dims(self, feature_dims: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:

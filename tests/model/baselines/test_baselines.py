@@ -40,7 +40,9 @@ def test_builds_from_the_run_model_config():
     cfg = from_dict(ModelConfig, {"name": "mult", "baseline": {"hidden": 16, "n_heads": 2, "layers": 1}})
     infos = {i.name: i for i in SETS["mixed"]}
     model = build_model(cfg, infos, DIMS)
-    assert type(model) is MulT and model.cfg.n_heads == 2
+    assert type(model) is MulT and model.cfg.n_heads == 2 and model.class_weighting == "none"
+    weighted = from_dict(ModelConfig, {"name": "late_fusion", "class_weighting": "sqrt"})
+    assert build_model(weighted, infos, DIMS).class_weighting == "sqrt"  # the run's setting reaches the baseline
     assert torch.isfinite(model(collate(make_samples(infos.values(), n_per=2))).loss)
     with pytest.raises(ConfigError, match="baseline.n_heads: expected a positive divisor of hidden=16"):
         from_dict(ModelConfig, {"name": "mult", "baseline": {"hidden": 16, "n_heads": 3}})

@@ -10,7 +10,9 @@ from egmf.data.collate import collate
 from egmf.errors import ConfigError, DataFormatError
 from egmf.model.base import ModelOutput, Prediction, TaskModel
 
-from .conftest import CASES, DIMS, ERC, MODELS_UNDER_TEST, build, make_samples
+from egmf.model.class_weights import class_weights
+
+from .conftest import CASES, DIMS, ERC, MODELS_UNDER_TEST, SETS, build, make_samples, small_cfg
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: tiny tensors, one thread
@@ -145,6 +147,40 @@ def test_erc_loss_is_cross_entropy_over_own_labels():
         torch.tensor([ERC.labels.index(samples[i].label) for i in erc_rows]), reduction="sum")
     l1 = (model.heads.outputs(h[msa_rows], "msa.b") - torch.tensor([samples[i].label for i in msa_rows])).abs().sum()
     torch.testing.assert_close(model(batch).loss, (ce + l1) / len(samples))
+
+
+@pytest.mark.parametrize("model_name", MODELS_UNDER_TEST)
+@pytest.mark.parametrize("mode", ["none", "balanced", "sqrt"])
+def test_class_weights_scale_each_erc_sample_and_leave_msa_at_one(model_name, mode):
+    torch.manual_seed(0)
+    infos = {i.name: i for i in SETS["mixed"]}
+    model = MODELS_UNDER_TEST[model_name](small_cfg(), infos, {n: DIMS[n] for n in infos}, class_weighting=mode)
+    samples = make_samples(infos.values(), n_per=3)
+    erc_train = make_samples([ERC], n_per=9)  # 3 of each label ...
+    for s in erc_train[:4]:
+        s.label = "neutral"  # ... made 5 neutral, 2 joy, 2 anger
+    model.fit_class_weights(erc_train + [s for s in samples if s.dataset == "msa.b"])
+    w = class_weights({"neutral": 5, "joy": 2, "anger": 2}, ERC.labels, mode)
+    assert model.class_weights == ({} if mode == "none" else {"erc_a": pytest.approx(w)})
+    if mode != "none":
+        assert w["neutral"] < 1 < w["joy"] == pytest.approx(w["anger"])
+    model.eval()
+    batch = collate(samples)
+    h = model.encode(batch)
+    erc = [i for i, s in enumerate(samples) if s.dataset == "erc_a"]
+    msa = [i for i, s in enumerate(samples) if s.dataset == "msa.b"]
+    ce = torch.nn.functional.cross_entropy(model.heads.outputs(h[erc], "erc_a"),
+                                           torch.tensor([ERC.labels.index(samples[i].label) for i in erc]),
+                                           reduction="none")
+    by_hand = (ce * torch.tensor([w[samples[i].label] for i in erc])).sum()
+    l1 = (model.heads.outputs(h[msa], "msa.b") - torch.tensor([samples[i].label for i in msa])).abs().sum()
+    torch.testing.assert_close(model(batch).loss, (by_hand + l1) / len(samples))
+
+
+def test_unknown_class_weighting_is_refused():
+    infos = {ERC.name: ERC}
+    with pytest.raises(ConfigError, match="model.class_weighting: got 'inverse'; valid choices: none, balanced, sqrt"):
+        MODELS_UNDER_TEST["late_fusion"](small_cfg(), infos, {ERC.name: DIMS[ERC.name]}, class_weighting="inverse")
 
 
 def test_unlabelled_samples_are_skipped_and_an_all_unlabelled_batch_is_refused():

@@ -1,7 +1,8 @@
 """Non-LLM baselines trained by the same trainer on the same batches: ``late_fusion`` and ``mult``.
 
 ``register()`` adds them to :data:`egmf.model.registry.MODELS`. Each builder reads ``cfg.baseline`` (a
-:class:`BaselineConfig`) from the model config it gets; the default config when it has none. The text-only
+:class:`BaselineConfig`) from the model config it gets, the default config when it has none, and
+``cfg.class_weighting`` (the loss's class weights, as EGMF's). The text-only
 LLM and the mean-gate EGMF are EGMF configurations and are registered with the EGMF model.
 """
 
@@ -28,11 +29,11 @@ def _baseline_config(cfg) -> BaselineConfig:
 
 
 def build_late_fusion(cfg, infos: dict[str, DatasetInfo], feature_dims: dict[str, dict[str, int]]) -> LateFusionMLP:
-    return LateFusionMLP(_baseline_config(cfg), infos, feature_dims)
+    return LateFusionMLP(_baseline_config(cfg), infos, feature_dims, getattr(cfg, "class_weighting", "none"))
 
 
 def build_mult(cfg, infos: dict[str, DatasetInfo], feature_dims: dict[str, dict[str, int]]) -> MulT:
-    return MulT(_baseline_config(cfg), infos, feature_dims)
+    return MulT(_baseline_config(cfg), infos, feature_dims, getattr(cfg, "class_weighting", "none"))
 
 
 # The baselines' own optimisation defaults (egmf.model.registry.TrainDefaults; a config's train.* overrides

@@ -22,6 +22,7 @@ from egmf.errors import ConfigError, DataFormatError
 from egmf.model.base import ModelOutput, Prediction
 from egmf.model.baselines.config import BaselineConfig
 from egmf.model.baselines.inputs import group_by_dataset, module_key
+from egmf.model.class_weights import check_class_weighting, fit_class_weights, sample_weights
 
 
 class TaskHeads(nn.Module):
@@ -70,8 +71,9 @@ class TaskHeads(nn.Module):
             raise DataFormatError(f"dataset {name}", f"label of sample {s.id!r}", "a finite score", s.label)
         return y
 
-    def loss(self, h: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """Mean per-sample loss over the labelled samples of ``batch`` (unlabelled ones are skipped)."""
+    def loss(self, h: torch.Tensor, batch: Batch, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean per-sample loss over the labelled samples of ``batch`` (unlabelled ones are skipped); ERC samples
+        times their ``weights`` (``[B]``, class weights; none = 1)."""
         total, count = h.new_zeros(()), 0
         for name, rows in group_by_dataset(batch, self.infos).items():
             targets = [(r, self._target(batch.samples[r], name)) for r in rows]
@@ -82,7 +84,8 @@ class TaskHeads(nn.Module):
             out = self.outputs(h[idx], name)
             if self.infos[name].task == "erc":
                 y = torch.tensor([t for _, t in targets], device=h.device, dtype=torch.long)
-                total = total + F.cross_entropy(out, y, reduction="sum")
+                ce = F.cross_entropy(out, y, reduction="none")
+                total = total + (ce if weights is None else ce * weights[idx].to(ce.dtype)).sum()
             else:
                 y = torch.tensor([t for _, t in targets], device=h.device, dtype=out.dtype)
                 fn = F.l1_loss if self.regression_loss == "l1" else F.mse_loss
@@ -113,7 +116,8 @@ class TaskHeads(nn.Module):
 class BaselineModel(nn.Module):
     """A non-LLM model honouring ``TaskModel``; subclasses implement ``encode(batch) -> [B, hidden]``."""
 
-    def __init__(self, cfg: BaselineConfig, infos: dict[str, DatasetInfo], feature_dims: dict[str, dict[str, int]]):
+    def __init__(self, cfg: BaselineConfig, infos: dict[str, DatasetInfo], feature_dims: dict[str, dict[str, int]],
+                 class_weighting: str = "none"):
         super().__init__()
         missing = sorted(set(infos) - set(feature_dims))
         if missing:
@@ -121,7 +125,16 @@ class BaselineModel(nn.Module):
                 f"baseline: no feature dims for dataset(s) {missing}; feature_dims has {sorted(feature_dims)}"
             )
         self.cfg = cfg
+        self.infos = dict(infos)
         self.heads = TaskHeads(infos, cfg.hidden, cfg.regression_loss)
+        self.class_weighting = check_class_weighting(class_weighting)
+        # {dataset: {label: weight}} (model.class_weighting), set by fit_class_weights from the train split before
+        # training; not in checkpoints: it shapes the training loss only.
+        self.class_weights: dict[str, dict[str, float]] = {}
+
+    def fit_class_weights(self, samples: list[Sample]) -> None:
+        """Set the ERC loss weights from the label counts of ``samples`` (the train split)."""
+        self.class_weights = fit_class_weights(self.infos, samples, self.class_weighting)
 
     def encode(self, batch: Batch) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -131,7 +144,8 @@ class BaselineModel(nn.Module):
 
     def forward(self, batch: Batch) -> ModelOutput:
         batch = batch.to(self._device())
-        loss = self.heads.loss(self.encode(batch), batch)
+        weights = sample_weights(self.class_weights, batch.samples, self._device()) if self.class_weights else None
+        loss = self.heads.loss(self.encode(batch), batch, weights)
         return ModelOutput(loss=loss, task_loss=loss, gates={})
 
     @torch.no_grad()

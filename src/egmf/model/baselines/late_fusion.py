@@ -21,8 +21,9 @@ from egmf.model.baselines.inputs import BaselineInputs, masked_mean
 
 
 class LateFusionMLP(BaselineModel):
-    def __init__(self, cfg: BaselineConfig, infos: dict[str, DatasetInfo], feature_dims: dict[str, dict[str, int]]):
-        super().__init__(cfg, infos, feature_dims)
+    def __init__(self, cfg: BaselineConfig, infos: dict[str, DatasetInfo], feature_dims: dict[str, dict[str, int]],
+                 class_weighting: str = "none"):
+        super().__init__(cfg, infos, feature_dims, class_weighting)
         h = cfg.hidden
         self.inputs = BaselineInputs(feature_dims, h, cfg.dropout, cfg.max_frames, kernel=1)
         self.modalities = self.inputs.modalities

@@ -68,8 +68,9 @@ class Stack(nn.Module):
 
 
 class MulT(BaselineModel):
-    def __init__(self, cfg: BaselineConfig, infos: dict[str, DatasetInfo], feature_dims: dict[str, dict[str, int]]):
-        super().__init__(cfg, infos, feature_dims)
+    def __init__(self, cfg: BaselineConfig, infos: dict[str, DatasetInfo], feature_dims: dict[str, dict[str, int]],
+                 class_weighting: str = "none"):
+        super().__init__(cfg, infos, feature_dims, class_weighting)
         h = cfg.hidden
         self.inputs = BaselineInputs(feature_dims, h, cfg.dropout, cfg.max_frames, kernel=cfg.conv_kernel)
         self.modalities = mods = self.inputs.modalities
