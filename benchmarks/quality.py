@@ -56,6 +56,8 @@ DESCRIPTIONS = {
     "llm_text_sqrt_weights": "SmolLM2 + LoRA on the prompt alone, model.class_weighting=sqrt",
     "egmf_no_weights": "EGMF with model.class_weighting=none (MELD's egmf row before 2026-12-07)",
     "llm_text_no_weights": "SmolLM2 + LoRA on the prompt alone, model.class_weighting=none (MELD's before 2026-12-07)",
+    "late_fusion_no_weights": "late-fusion MLP (no LLM), model.class_weighting=none (every baseline before 2026-12-07)",
+    "mult_no_weights": "MulT-style cross-modal transformer (no LLM), model.class_weighting=none (as before 2026-12-07)",
     "egmf_mean_gate_sqrt_weights": "EGMF with uniform-mean gates, model.class_weighting=sqrt",
 }
 # Rows that are a registered model with settings changed: name -> the overrides that make it. The fusion head is
@@ -69,7 +71,9 @@ VARIANTS = {"egmf_fusion_head": ["model.name=egmf", "model.fusion_head_weight=0.
             "llm_text_sqrt_weights": ["model.name=llm_text", "model.class_weighting=sqrt"],
             "egmf_mean_gate_sqrt_weights": ["model.name=egmf_mean_gate", "model.class_weighting=sqrt"],
             "egmf_no_weights": ["model.name=egmf", "model.class_weighting=none"],
-            "llm_text_no_weights": ["model.name=llm_text", "model.class_weighting=none"]}
+            "llm_text_no_weights": ["model.name=llm_text", "model.class_weighting=none"],
+            "late_fusion_no_weights": ["model.name=late_fusion", "model.class_weighting=none"],
+            "mult_no_weights": ["model.name=mult", "model.class_weighting=none"]}
 
 
 MELD_SETUP = ("MELD train minus held-out train dialogues (checkpoint selection: as many whole dialogues as dev has, "
