@@ -39,6 +39,8 @@ SECTIONS = [
      "`--models egmf_no_weights,llm_text_no_weights`)"),
     ("quality_meld_epoch1_sqrt", "benchmarks/quality.py meld --steps 1250 --models egmf_sqrt_weights --tag "
      "epoch1_sqrt", "MELD dev: EGMF with sqrt class weights at the one-epoch cap (configs/meld.yaml's default since)"),
+    ("quality_meld_epoch1_sqrt_llm_text", "benchmarks/quality.py meld --steps 1250 --models llm_text_sqrt_weights "
+     "--tag epoch1_sqrt_llm_text", "MELD dev: the text-only LLM with the same class weights and cap"),
     ("quality_meld_converged_baselines", "benchmarks/quality.py meld --converge --models late_fusion,mult --seeds "
      "1111,2222,3333 --tag baselines", "MELD dev with today's defaults: late_fusion / mult until valid stops improving"),
     ("quality_meld_converged_mult", "benchmarks/quality.py meld --converge --models mult --seeds 1111,2222,3333 "
