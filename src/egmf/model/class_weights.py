@@ -8,12 +8,15 @@ without weights still apply. MSA samples (a score, no class) always weigh 1.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 
 from egmf.data.schema import DatasetInfo, Sample
 from egmf.errors import ConfigError
 
-CLASS_WEIGHTINGS = ("none", "balanced", "sqrt")
+ClassWeighting = Literal["none", "balanced", "sqrt"]  # the type of ModelConfig.class_weighting
+CLASS_WEIGHTINGS = get_args(ClassWeighting)
 
 
 def check_class_weighting(mode: str) -> str:

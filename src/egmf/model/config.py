@@ -13,6 +13,7 @@ from typing import Literal
 
 from egmf.errors import ConfigError
 from egmf.model.baselines.config import BaselineConfig
+from egmf.model.class_weights import ClassWeighting
 from egmf.model.fusion.config import FusionConfig
 from egmf.model.llm.config import LLMConfig, LoraSettings, PromptConfig
 from egmf.typed_config import check_choices
@@ -42,7 +43,6 @@ def text_feature_dim(text_source: str, data_dim: int, llm_hidden: int = 0) -> in
 PseudoInit = Literal["anchored", "plain"]
 PseudoVisibility = Literal["gated", "open"]
 AnswerLoss = Literal["sample_sum", "sample_mean", "token_mean"]
-ClassWeighting = Literal["none", "balanced", "sqrt"]
 LabelScoring = Literal["sum", "mean", "first"]
 
 

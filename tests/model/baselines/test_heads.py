@@ -9,7 +9,6 @@ import torch
 from egmf.data.collate import collate
 from egmf.errors import ConfigError, DataFormatError
 from egmf.model.base import ModelOutput, Prediction, TaskModel
-
 from egmf.model.class_weights import class_weights
 
 from .conftest import CASES, DIMS, ERC, MODELS_UNDER_TEST, SETS, build, make_samples, small_cfg

@@ -125,7 +125,6 @@ class BaselineModel(nn.Module):
                 f"baseline: no feature dims for dataset(s) {missing}; feature_dims has {sorted(feature_dims)}"
             )
         self.cfg = cfg
-        self.infos = dict(infos)
         self.heads = TaskHeads(infos, cfg.hidden, cfg.regression_loss)
         self.class_weighting = check_class_weighting(class_weighting)
         # {dataset: {label: weight}} (model.class_weighting), set by fit_class_weights from the train split before
@@ -134,7 +133,7 @@ class BaselineModel(nn.Module):
 
     def fit_class_weights(self, samples: list[Sample]) -> None:
         """Set the ERC loss weights from the label counts of ``samples`` (the train split)."""
-        self.class_weights = fit_class_weights(self.infos, samples, self.class_weighting)
+        self.class_weights = fit_class_weights(self.heads.infos, samples, self.class_weighting)
 
     def encode(self, batch: Batch) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
