@@ -98,6 +98,25 @@ def test_evaluate_scores_a_checkpoint_into_a_new_folder(trained):
     assert "weighted_f1" in metrics["valid"]["meld"] and "mae" in metrics["valid"]["mosei"]
 
 
+def test_logit_adjust_rechooses_the_emotion_answers_of_a_finished_run(trained):
+    root, _, _ = trained
+    seed_dir = root / "runs" / "smoke" / "seed_1111"
+    before = (seed_dir / "predictions_test.jsonl").read_text(encoding="utf-8")
+    result = runner.invoke(app, ["logit-adjust", "--run", str(seed_dir)])
+    assert result.exit_code == 0, result.output
+    assert "meld: tau" in result.output and "chosen on valid weighted_f1" in result.output
+    metrics = json.loads((seed_dir / "evaluations" / "logit_adjusted_001" / "metrics.json").read_text())
+    assert set(metrics["logit_adjustment"]) == {"meld"}, "sentiment scores (MOSEI) are not adjusted"
+    assert metrics["test"]["mosei"] == metrics["as_trained"]["test"]["mosei"]
+    tau = metrics["logit_adjustment"]["meld"]["tau"]
+    assert metrics["valid"]["meld"]["weighted_f1"] == metrics["logit_adjustment"]["meld"]["valid_curve"][str(tau)]
+    assert (seed_dir / "predictions_test.jsonl").read_text(encoding="utf-8") == before, "the run's own are kept"
+    again = runner.invoke(app, ["logit-adjust", "--run", str(seed_dir)])
+    assert again.exit_code == 0 and (seed_dir / "evaluations" / "logit_adjusted_002").is_dir()
+    bad = runner.invoke(app, ["logit-adjust", "--run", str(root)])
+    assert bad.exit_code == 2 and "checkpoint: expected a folder holding trainable.safetensors" in bad.output
+
+
 def test_predict_on_a_folder_that_is_not_a_checkpoint_is_a_clean_error(tmp_path):
     result = runner.invoke(app, ["predict", "--checkpoint", str(tmp_path), "--dataset", "meld", "--path", str(tmp_path)])
     assert result.exit_code == 2

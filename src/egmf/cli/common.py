@@ -30,8 +30,9 @@ def fail_cleanly(fn):
     return wrapper
 
 
-def print_metrics(title: str, metrics: dict, baseline: dict | None = None) -> None:
-    """A table of scalar metrics (accuracies and F1 in percent), with a baseline column when given."""
+def print_metrics(title: str, metrics: dict, baseline: dict | None = None, baseline_name: str = "baseline") -> None:
+    """A table of scalar metrics (accuracies and F1 in percent), with a ``baseline_name`` column when
+    ``baseline`` is given."""
     from egmf.evaluation.aggregate import format_cell, is_percent  # pandas: loaded when a table is printed
 
     baseline = baseline if baseline is not None else metrics.get("baseline")
@@ -39,7 +40,7 @@ def print_metrics(title: str, metrics: dict, baseline: dict | None = None) -> No
     table.add_column("metric")
     table.add_column("model", justify="right")
     if baseline:
-        table.add_column("baseline", justify="right")
+        table.add_column(baseline_name, justify="right")
     for key, value in metrics.items():
         if key == "baseline" or not isinstance(value, (int, float, dict)) or (isinstance(value, dict) and "mean" not in value):
             continue

@@ -123,6 +123,40 @@ def predict(
             typer.echo(json.dumps(p.to_json(), ensure_ascii=False))
 
 
+@fail_cleanly
+def logit_adjust(
+    run: Path = typer.Option(..., "--run", help="a finished seed folder (RUN/seed_S, holding predictions_valid.jsonl "
+                             "and predictions_test.jsonl)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="folder for metrics/predictions (default: a new folder "
+                                       "under RUN/seed_S/evaluations)"),
+) -> None:
+    """Re-choose a finished run's emotion answers with the train class prior divided out, at the strength that
+    scores best on valid (post-hoc logit adjustment, Menon et al. 2021); reports test beside the run's own."""
+    from egmf.config import config_from_dict
+    from egmf.evaluation.logit_adjustment import adjust_run_predictions
+    from egmf.evaluation.metrics import main_metric
+    from egmf.training import checkpoint as ckpt
+    from egmf.training.data import load_training_data
+    from egmf.typed_config import read_yaml
+
+    best = run / "checkpoints" / "best"
+    _, infos, _ = ckpt.read_meta(best)
+    data_cfg = config_from_dict(read_yaml(best / ckpt.CONFIG)).data
+    # Only the labels are read: no sentence vectors are made ("none" drops the text features).
+    data = load_training_data(data_cfg, "none", splits=("train", "valid", "test"))
+    out = out or _fresh_folder(run / "evaluations", "logit_adjusted")
+    record = adjust_run_predictions(run, infos, data.splits, out)
+    for name, fitted in record["logit_adjustment"].items():
+        key, _ = main_metric(infos[name])
+        console.print(f"[bold]{name}[/bold]: tau {fitted['tau']} chosen on valid {key} "
+                      f"({record['as_trained']['valid'][name][key]:.4f} -> {record['valid'][name][key]:.4f})")
+        print_metrics(f"{name}: test, logit-adjusted", record["test"][name], record["as_trained"]["test"][name],
+                      "as trained")
+    if not record["logit_adjustment"]:
+        console.print("no emotion-label (ERC) dataset in this run: nothing to adjust")
+    console.print(f"written to {out}")
+
+
 def _samples_from_dataset(dataset, path, split, limit, cfg, infos):
     from egmf.data.registry import load_dataset
     from egmf.errors import ConfigError
@@ -142,13 +176,13 @@ def _samples_from_dataset(dataset, path, split, limit, cfg, infos):
     return samples
 
 
-def _fresh_folder(parent: Path) -> Path:
+def _fresh_folder(parent: Path, stem: str = "eval") -> Path:
     """A new numbered folder: an evaluation never overwrites an earlier one."""
     parent.mkdir(parents=True, exist_ok=True)
     i = 1
-    while (parent / f"eval_{i:03d}").exists():
+    while (parent / f"{stem}_{i:03d}").exists():
         i += 1
-    return parent / f"eval_{i:03d}"
+    return parent / f"{stem}_{i:03d}"
 
 
 @config_app.command("validate")
@@ -179,4 +213,5 @@ def register(root: typer.Typer) -> None:
     root.command("train")(train)
     root.command("evaluate")(evaluate)
     root.command("predict")(predict)
+    root.command("logit-adjust")(logit_adjust)
     root.add_typer(config_app, name="config")
