@@ -435,18 +435,27 @@ def test_the_targets_train_split_is_encoded_only_for_its_statistics(tmp_path, mo
     assert bool(split.train_statistics) == target_statistics
 
 
-def test_em_label_prior_rechooses_the_answers_under_the_estimated_prior(tmp_path, md_cells):
+def test_em_label_prior_rechooses_the_answers_under_the_estimated_prior(tmp_path, md_cells, monkeypatch):
     """label prior 'em': a row of its own per cross-lingual direction, whose answers are the as-trained row's
-    probabilities re-weighted (Bayes' rule) from the source prior to the estimated target prior, both recorded."""
+    probabilities re-weighted (Bayes' rule) from the source prior to the estimated target prior, both recorded.
+    The two rows share one prediction of the target."""
     import numpy as np
 
+    import egmf.evaluation.evaluate as evaluate
+    import egmf.evaluation.report  # noqa: F401  (the trainer's and report's own binding stays uncounted)
+    import egmf.training.trainer  # noqa: F401
     from egmf.evaluation.label_shift import reweight
 
     _, reviews, cfg = _sentiment_source_and_reviews(tmp_path)
     with pytest.raises(ConfigError, match="label prior: invalid value 'bayes'; valid choices: as_trained, em"):
         run_transfer(cfg, DatasetEntry("custom", str(reviews)), label_priors=["bayes"])
+    calls, predict = [], evaluate.predict_samples
+    monkeypatch.setattr(evaluate, "predict_samples", lambda model, samples, *a, **k: calls.append(
+        {s.dataset for s in samples}) or predict(model, samples, *a, **k))
     rows, out = run_transfer(cfg, DatasetEntry("custom", str(reviews)), reverse=True, log=lambda _: None,
                              label_priors=("as_trained", "em"))
+    # Per direction: the source's own valid inputs (its prior), the target once for both rows, the in-language row.
+    assert len(calls) == 6
     assert [(r["direction"], r["kind"], r["label_prior"]) for r in rows] == [
         ("meld -> reviews", "cross-lingual", "as trained"), ("meld -> reviews", "cross-lingual", "EM on the scored inputs"),
         ("reviews -> reviews", "in-language", "as trained"),

@@ -265,11 +265,39 @@ def evaluate_checkpoint_on(
     labels; pass the labels the evaluated samples are restricted to, so a target-language model's ``neutral``
     on positive/negative samples counts there too).
     """
+    statistics = "source" if target_statistics is None else "target"
+    scored = evaluate_checkpoint_choices(checkpoint, target, target_samples, target_dims,
+                                         {(statistics, label_prior): out_dir}, decoding, modalities, scored_labels,
+                                         target_statistics, source_inputs)
+    return scored[statistics, label_prior]
+
+
+def evaluate_checkpoint_choices(
+    checkpoint: Path,
+    target: DatasetInfo,
+    target_samples: list[Sample],
+    target_dims: dict[str, int],
+    out_dirs: dict[tuple[str, str], Path],
+    decoding: str | None = None,
+    modalities: Sequence[str] | None = None,
+    scored_labels: Sequence[str] | None = None,
+    target_statistics: dict[str, tuple] | None = None,
+    source_inputs: list[Sample] | None = None,
+) -> dict[tuple[str, str], tuple[dict, dict[str, str]]]:
+    """:func:`evaluate_checkpoint_on` for several (input statistics, label prior) choices at once, each written
+    to its ``out_dirs[(statistics, prior)]``: the model is loaded once, the target is predicted once per
+    input-statistics choice (the label priors only re-choose those answers) and the source inputs once.
+    ``target_statistics`` is required where a choice names ``"target"``."""
     from egmf.evaluation.evaluate import predict_samples
-    from egmf.evaluation.metrics import compute_metrics
-    from egmf.evaluation.report import write_predictions
     from egmf.training import checkpoint as ckpt
 
+    for statistics, prior in out_dirs:
+        if statistics not in INPUT_STATISTICS:
+            raise ConfigError(f"input statistics: got {statistics!r}; valid choices: {', '.join(INPUT_STATISTICS)}")
+        if prior not in LABEL_PRIORS:
+            raise ConfigError(f"label prior: got {prior!r}; valid choices: {', '.join(LABEL_PRIORS)}")
+        if statistics == "target" and target_statistics is None:
+            raise ConfigError("input statistics 'target' needs the target train split's statistics")
     _, infos, dims = ckpt.read_meta(checkpoint)
     if len(infos) != 1:
         raise ConfigError(f"{checkpoint}: transfer needs a model trained on one dataset, this one has {sorted(infos)}")
@@ -280,17 +308,37 @@ def evaluate_checkpoint_on(
     if not samples:
         raise ConfigError(f"transfer: the {target.name} evaluation split has no labelled samples")
     adapted, status = adapt_samples(samples, source, dims[source.name], target_dims, cfg.model.text_source, modalities)
-    if label_prior not in LABEL_PRIORS:
-        raise ConfigError(f"label prior: got {label_prior!r}; valid choices: {', '.join(LABEL_PRIORS)}")
-    if label_prior == "em" and (source.task != "erc" or not source_inputs):
+    priors = list(dict.fromkeys(prior for _, prior in out_dirs))
+    if "em" in priors and (source.task != "erc" or not source_inputs):
         raise ConfigError(f"label prior 'em' needs an emotion/sentiment-label source model and inputs of its own "
                           f"dataset; {source.name} is {source.task} with {len(source_inputs or [])} source inputs")
     decoding = decoding or cfg.eval.decoding
     # The source prior is read before the target's statistics replace the model's own.
-    reference = predict_samples(model, source_inputs, cfg.eval.batch_size, decoding) if label_prior == "em" else []
-    if target_statistics is not None:
-        use_target_statistics(model, source.name, target_statistics, status)
-    preds = predict_samples(model, adapted, cfg.eval.batch_size, decoding)
+    reference = predict_samples(model, source_inputs, cfg.eval.batch_size, decoding) if "em" in priors else []
+    out: dict[tuple[str, str], tuple[dict, dict[str, str]]] = {}
+    # 'source' first: 'target' refits the model's standardiser, and the model is not reloaded.
+    for statistics in sorted(dict.fromkeys(st for st, _ in out_dirs), key=INPUT_STATISTICS.index):
+        fed = dict(status)
+        if statistics == "target":
+            use_target_statistics(model, source.name, target_statistics, fed)
+        preds = predict_samples(model, adapted, cfg.eval.batch_size, decoding)
+        for prior in priors:
+            if (statistics, prior) in out_dirs:
+                metrics = _score_answers(preds, samples, source, target, to_target, statistics, prior, reference,
+                                         scored_labels, checkpoint, out_dirs[statistics, prior], fed)
+                out[statistics, prior] = metrics, fed
+    return out
+
+
+def _score_answers(preds: list[Prediction], samples: list[Sample], source: DatasetInfo, target: DatasetInfo,
+                   to_target: Callable, statistics: str, label_prior: str, reference: list[Prediction],
+                   scored_labels: Sequence[str] | None, checkpoint: Path, out_dir: Path,
+                   status: dict[str, str]) -> dict:
+    """The source-space predictions ``preds`` of ``samples`` mapped into the target's answers (under
+    ``label_prior``) and scored; writes metrics.json and predictions_test.jsonl into ``out_dir``."""
+    from egmf.evaluation.metrics import compute_metrics
+    from egmf.evaluation.report import write_predictions
+
     shift = None
     if label_prior == "em":
         preds, shift = _adapt_label_prior(preds, reference, source, checkpoint)
@@ -309,12 +357,11 @@ def evaluate_checkpoint_on(
     out_dir.mkdir(parents=True, exist_ok=True)
     write_predictions(mapped, out_dir / "predictions_test.jsonl")
     record = {"source": source.name, "target": target.name, "modalities": status, "n": len(samples),
-              "input_statistics": "source" if target_statistics is None else "target", "label_prior": label_prior,
-              "test": metrics}
+              "input_statistics": statistics, "label_prior": label_prior, "test": metrics}
     if shift is not None:
         record["label_prior_estimate"] = shift
     write_json_atomic(out_dir / "metrics.json", record, default=float)
-    return metrics, status
+    return metrics
 
 
 def _adapt_label_prior(preds: list[Prediction], reference: list[Prediction], source: DatasetInfo,
@@ -469,22 +516,23 @@ def run_transfer(
         kept_ids = {s.id for s in kept}
         source_split = eval_split(base, train_on, train_on)
         own_inputs = source_split.valid or source_split.samples
-        for choice, prior in [(c, p) for c in dict.fromkeys(input_statistics) for p in dict.fromkeys(label_priors)]:
-            own_stats = split.train_statistics.get(split.info.name, {}) if choice == "target" else None
-            if own_stats is not None and not own_stats:
-                raise ConfigError(f"transfer: input statistics 'target' needs {tgt}'s train split features; "
-                                  f"{tgt} has no train split with features")
-            suffix = ("" if choice == "source" else "_target_statistics") + ("" if prior == "as_trained" else "_em_prior")
-            cross = _score(trained[src][2], seeds, split.info, kept, split.dims, scorable, modalities,
-                           out_root / f"transfer_{src}_to_{tgt}{suffix}", own_stats, prior, own_inputs)
-            rows.append(_row(src, tgt, "cross-lingual", cross, split, len(kept), left_out, choice, prior))
+        choices = [(c, p) for c in dict.fromkeys(input_statistics) for p in dict.fromkeys(label_priors)]
+        own_stats = split.train_statistics.get(split.info.name, {}) if "target" in input_statistics else None
+        if own_stats is not None and not own_stats:
+            raise ConfigError(f"transfer: input statistics 'target' needs {tgt}'s train split features; "
+                              f"{tgt} has no train split with features")
+        folders = {(c, p): out_root / f"transfer_{src}_to_{tgt}{'' if c == 'source' else '_target_statistics'}"
+                                      f"{'' if p == 'as_trained' else '_em_prior'}" for c, p in choices}
+        cross = _score(trained[src][2], seeds, split.info, kept, split.dims, scorable, modalities, folders,
+                       own_stats, own_inputs)
+        rows += [_row(src, tgt, "cross-lingual", cross[c, p], split, len(kept), left_out, c, p) for c, p in choices]
         if tgt in trained:  # the target-language model on the very same samples
             own_base, own_entry, own_run, _ = trained[tgt]
             own = eval_split(own_base, own_entry, own_entry)
             same = [s for s in own.samples if s.id in kept_ids]
             scores = _score(own_run, seeds, own.info, same, own.dims, scorable, None,
-                            out_root / f"in_language_{tgt}_for_{src}")
-            rows.append(_row(tgt, tgt, "in-language", scores, own, len(same), left_out))
+                            {("source", "as_trained"): out_root / f"in_language_{tgt}_for_{src}"})
+            rows.append(_row(tgt, tgt, "in-language", scores["source", "as_trained"], own, len(same), left_out))
         else:
             result = trained[src][3]
             in_domain = [s.test[src] for s in result.seeds.values() if src in s.test]
@@ -496,19 +544,24 @@ def run_transfer(
 
 
 def _score(run_cfg: RunConfig, seeds: Sequence[int], info: DatasetInfo, samples: list[Sample], dims: dict[str, int],
-           scorable: Sequence[str] | None, modalities: Sequence[str] | None, folder: Path,
-           target_statistics: dict[str, tuple] | None = None, label_prior: str = "as_trained",
-           source_inputs: list[Sample] | None = None) -> tuple[list[dict], str]:
-    """Each seed's best checkpoint of ``run_cfg`` scored on ``samples``: (metrics per seed, modalities fed)."""
-    per_seed, status = [], {}
+           scorable: Sequence[str] | None, modalities: Sequence[str] | None, folders: dict[tuple[str, str], Path],
+           target_statistics: dict[str, tuple] | None = None,
+           source_inputs: list[Sample] | None = None) -> dict[tuple[str, str], tuple[list[dict], str]]:
+    """Each seed's best checkpoint of ``run_cfg`` scored on ``samples`` under each (input statistics, label prior)
+    choice of ``folders`` (its folder; a ``seed_<s>`` folder inside each): per choice, (metrics per seed,
+    modalities fed). Each checkpoint is loaded and the target predicted once per input-statistics choice."""
+    per_seed: dict[tuple[str, str], list[dict]] = {choice: [] for choice in folders}
+    fed: dict[tuple[str, str], str] = {}
     for seed in seeds:
         best = run_cfg.run_dir / f"seed_{seed}" / "checkpoints" / "best"
-        metrics, status = evaluate_checkpoint_on(best, info, samples, dims, folder / f"seed_{seed}",
-                                                 modalities=modalities, scored_labels=scorable,
-                                                 target_statistics=target_statistics, label_prior=label_prior,
-                                                 source_inputs=source_inputs)
-        per_seed.append(metrics)
-    return per_seed, fed_modalities(status)
+        scored = evaluate_checkpoint_choices(best, info, samples, dims,
+                                             {c: folder / f"seed_{seed}" for c, folder in folders.items()},
+                                             modalities=modalities, scored_labels=scorable,
+                                             target_statistics=target_statistics, source_inputs=source_inputs)
+        for choice, (metrics, status) in scored.items():
+            per_seed[choice].append(metrics)
+            fed[choice] = fed_modalities(status)
+    return {choice: (per_seed[choice], fed.get(choice, fed_modalities({}))) for choice in folders}
 
 
 def _row(train: str, test: str, kind: str, scores: tuple[list[dict], str], split: EvalSplit, n: int,
