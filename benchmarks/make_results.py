@@ -41,6 +41,9 @@ SECTIONS = [
      "epoch1_sqrt", "MELD dev: EGMF with sqrt class weights at the one-epoch cap (configs/meld.yaml's default since)"),
     ("quality_meld_epoch1_sqrt_llm_text", "benchmarks/quality.py meld --steps 1250 --models llm_text_sqrt_weights "
      "--tag epoch1_sqrt_llm_text", "MELD dev: the text-only LLM with the same class weights and cap"),
+    ("quality_meld_epoch1_sqrt_logit", "benchmarks/quality.py meld --steps 1250 --models egmf_sqrt_weights,"
+     "llm_text_sqrt_weights --tag epoch1_sqrt_logit --logit-adjust", "MELD dev: those two runs with post-hoc logit "
+     "adjustment (tau on valid)"),
     ("quality_meld_converged_baselines", "benchmarks/quality.py meld --converge --models late_fusion,mult --seeds "
      "1111,2222,3333 --tag baselines", "MELD dev: late_fusion / mult until valid stops improving, no class weights (as `*_no_weights` since 2026-12-07)"),
     ("quality_meld_converged_mult", "benchmarks/quality.py meld --converge --models mult --seeds 1111,2222,3333 "
@@ -49,6 +52,9 @@ SECTIONS = [
     ("quality_meld_converged_sqrt_baselines", "benchmarks/quality.py meld --converge --models late_fusion,mult --seeds "
      "1111,2222,3333 --baseline-epochs 40 --baseline-patience 5 --tag sqrt_baselines", "MELD dev: late_fusion / mult "
      "with sqrt class weights until valid stops improving"),
+    ("quality_meld_converged_sqrt_baselines_logit", "benchmarks/quality.py meld --converge --models late_fusion,mult "
+     "--seeds 1111,2222,3333 --baseline-epochs 40 --baseline-patience 5 --tag sqrt_baselines_logit --logit-adjust",
+     "MELD dev: those runs with post-hoc logit adjustment (tau on valid)"),
     ("quality_meld", "benchmarks/quality.py meld", "MELD dev: EGMF and every baseline (old defaults, 100 steps)"),
     ("ablation_meld", "benchmarks/ablation.py", "MELD dev: EGMF's ablations (experts, expert gate, K, LoRA rank)"),
     ("classical_anchors", "benchmarks/classical_anchors.py", "MELD dev: classical text anchors"),
