@@ -44,6 +44,11 @@ SECTIONS = [
     ("quality_meld_epoch1_sqrt_logit", "benchmarks/quality.py meld --steps 1250 --models egmf_sqrt_weights,"
      "llm_text_sqrt_weights --tag epoch1_sqrt_logit --logit-adjust", "MELD dev: those two runs with post-hoc logit "
      "adjustment (tau on valid)"),
+    ("quality_meld_epoch2_sqrt", "benchmarks/quality.py meld --steps 2500 --models egmf_sqrt_weights --tag "
+     "epoch2_sqrt --work /tmp/egmf_bench_2500", "MELD dev: EGMF with sqrt class weights at a two-epoch cap"),
+    ("quality_meld_epoch2_sqrt_logit", "benchmarks/quality.py meld --steps 2500 --models egmf_sqrt_weights --tag "
+     "epoch2_sqrt_logit --logit-adjust --work /tmp/egmf_bench_2500", "MELD dev: that run with post-hoc logit "
+     "adjustment (tau on valid)"),
     ("quality_meld_converged_baselines", "benchmarks/quality.py meld --converge --models late_fusion,mult --seeds "
      "1111,2222,3333 --tag baselines", "MELD dev: late_fusion / mult until valid stops improving, no class weights (as `*_no_weights` since 2026-12-07)"),
     ("quality_meld_converged_mult", "benchmarks/quality.py meld --converge --models mult --seeds 1111,2222,3333 "
