@@ -132,7 +132,7 @@ def logit_adjust(
 ) -> None:
     """Re-choose a finished run's emotion answers with the train class prior divided out, at the strength that
     scores best on valid (post-hoc logit adjustment, Menon et al. 2021); reports test beside the run's own."""
-    from egmf.config import config_from_dict
+    from egmf.config import saved_config_from_dict
     from egmf.evaluation.logit_adjustment import adjust_run_predictions
     from egmf.evaluation.metrics import main_metric
     from egmf.training import checkpoint as ckpt
@@ -141,7 +141,7 @@ def logit_adjust(
 
     best = run / "checkpoints" / "best"
     _, infos, _ = ckpt.read_meta(best)
-    data_cfg = config_from_dict(read_yaml(best / ckpt.CONFIG)).data
+    data_cfg = saved_config_from_dict(read_yaml(best / ckpt.CONFIG)).data
     # Only the labels are read: no sentence vectors are made ("none" drops the text features).
     data = load_training_data(data_cfg, "none", splits=("train", "valid", "test"))
     out = out or _fresh_folder(run / "evaluations", "logit_adjusted")
