@@ -195,13 +195,18 @@ def converge_overrides(model: str, args) -> list[str]:
             f"train.patience={patience}", "train.save_every=100000"]
 
 
-def steps_per_epoch(base: dict) -> int:
-    """Optimiser steps per epoch of ``base``'s train split (for the stopping table's epochs)."""
+def labels_only(base: dict):
+    """``base``'s data with its labels and no features made (``text_source none``: no sentence vectors)."""
     from egmf.config import config_from_dict
     from egmf.training.data import load_training_data
 
-    cfg = config_from_dict({**base, "name": "x"})
-    return -(-len(load_training_data(cfg.data, "none").splits["train"]) // cfg.train.batch_size)
+    return load_training_data(config_from_dict({**base, "name": "x"}).data, "none")
+
+
+def steps_per_epoch(base: dict, data) -> int:
+    """Optimiser steps per epoch of ``base``'s train split (``data``, :func:`labels_only`), for the stopping
+    table's epochs."""
+    return -(-len(data.splits["train"]) // base["train"]["batch_size"])
 
 
 def stopping_lines(results, steps_per_epoch: int, args) -> list[str]:
@@ -221,17 +226,14 @@ def stopping_lines(results, steps_per_epoch: int, args) -> list[str]:
     return lines
 
 
-def logit_adjust_lines(results, base: dict) -> list[str]:
+def logit_adjust_lines(results, data) -> list[str]:
     """Post-hoc logit adjustment of every finished seed (``egmf.evaluation.logit_adjustment``, the same as ``egmf
-    logit-adjust``): tau chosen on valid, test scored with it. Kept in ``<seed>/evaluations/logit_adjusted`` and
-    read back from there on a later call."""
+    logit-adjust``) over ``data`` (:func:`labels_only`): tau chosen on valid, test scored with it. Kept in
+    ``<seed>/evaluations/logit_adjusted`` and read back from there on a later call."""
     import json
 
-    from egmf.config import config_from_dict
     from egmf.evaluation.logit_adjustment import adjust_run_predictions
-    from egmf.training.data import load_training_data
 
-    data = load_training_data(config_from_dict({**base, "name": "x"}).data, "none")
     (dataset,) = data.infos
     lines = ["", "Post-hoc logit adjustment (Menon et al. 2021; `egmf logit-adjust --run <seed folder>`): answers "
              "re-chosen as argmax log p(y|x) - tau log pi(y), pi the train split's label frequencies, tau in "
@@ -288,7 +290,9 @@ def main() -> None:
     overrides = {m: list(VARIANTS.get(m, [f"model.name={m}"])) for m in wanted}
     seeds = [int(s) for s in args.seeds.split(",")]
     llm_seeds = [int(s) for s in (args.llm_seeds or args.seeds).split(",")]
-    per_epoch = steps_per_epoch(base) if args.converge else None
+    data = labels_only(base) if args.converge or args.logit_adjust else None  # loaded once, read after every model
+    per_epoch = steps_per_epoch(base, data) if args.converge else None
+    labels = data if args.logit_adjust else None
     if args.converge:
         budget = (f"until valid stops improving: one evaluation per epoch, patience {args.patience} epochs / cap "
                   f"{args.llm_epochs} epochs (LLM models, seeds {','.join(map(str, llm_seeds))}), patience "
@@ -306,8 +310,8 @@ def main() -> None:
         section.lines = list(erc_rows(results, dataset, DESCRIPTIONS, majority=True))
         if per_epoch is not None:
             section.add(*stopping_lines(results, per_epoch, args))
-        if args.logit_adjust:
-            section.add(*logit_adjust_lines(results, base))
+        if labels is not None:
+            section.add(*logit_adjust_lines(results, labels))
         left = [m for m in wanted if m not in results]
         if left:
             section.add("", f"Not trained yet (the sweep was stopped or is running): {', '.join(left)}.")

@@ -17,6 +17,7 @@ without labels, this corrects a model towards the metric on its own label distri
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
@@ -52,8 +53,9 @@ class LogitAdjustment:
 def train_prior(train_labels: Sequence[str], labels: Sequence[str]) -> np.ndarray:
     """Label frequencies of the train split in ``labels``' order, add-one smoothed (a label train never shows
     keeps a finite log prior)."""
-    counts = np.array([sum(1 for y in train_labels if y == lab) for lab in labels], dtype=float) + 1.0
-    return counts / counts.sum()
+    counts = Counter(train_labels)
+    smoothed = np.array([counts[lab] for lab in labels], dtype=float) + 1.0
+    return smoothed / smoothed.sum()
 
 
 def adjusted_scores(probabilities: np.ndarray, prior: np.ndarray, tau: float) -> np.ndarray:
@@ -61,11 +63,10 @@ def adjusted_scores(probabilities: np.ndarray, prior: np.ndarray, tau: float) ->
     return np.log(np.clip(probabilities, 1e-12, None)) - tau * np.log(prior)
 
 
-def _answers(probabilities: np.ndarray, prior: np.ndarray, tau: float, labels: Sequence[str],
-             original: Sequence[str]) -> list[str]:
-    """The argmax labels; where the model's own answer ties the maximum it stays, so ``tau = 0`` returns the
-    model's answers exactly (first-token scoring can give two labels one probability)."""
-    scores = adjusted_scores(probabilities, prior, tau)
+def _answers(scores: np.ndarray, labels: Sequence[str], original: Sequence[str]) -> list[str]:
+    """The argmax labels of ``scores`` (:func:`adjusted_scores`); where the model's own answer ties the maximum it
+    stays, so ``tau = 0`` returns the model's answers exactly (first-token scoring can give two labels one
+    probability)."""
     best = scores.max(axis=1)
     index = {lab: i for i, lab in enumerate(labels)}
     out = []
@@ -100,7 +101,8 @@ def fit_logit_adjustment(valid: Sequence[Prediction], truths: Sequence[str], inf
     original = [str(p.prediction) for p in valid]
     curve, best_tau, best = {}, None, None
     for tau in sorted(float(t) for t in taus):
-        value = float(compute_metrics(info, _answers(probs, prior, tau, labels, original), list(truths))[key])
+        answers = _answers(adjusted_scores(probs, prior, tau), labels, original)
+        value = float(compute_metrics(info, answers, list(truths))[key])
         curve[tau] = value
         if is_improvement(value, best, mode):
             best_tau, best = tau, value
@@ -112,8 +114,8 @@ def apply_logit_adjustment(preds: Sequence[Prediction], adjustment: LogitAdjustm
     scores (``what`` names the predictions in the error a row without probabilities gets)."""
     labels = list(adjustment.labels)
     probs = _matrix(preds, labels, what)
-    answers = _answers(probs, adjustment.prior, adjustment.tau, labels, [str(p.prediction) for p in preds])
     scores = adjusted_scores(probs, adjustment.prior, adjustment.tau)
+    answers = _answers(scores, labels, [str(p.prediction) for p in preds])
     scores = np.exp(scores - scores.max(axis=1, keepdims=True))
     scores /= scores.sum(axis=1, keepdims=True)
     return [dataclasses.replace(p, prediction=a, probabilities={lab: float(x) for lab, x in zip(labels, row)})
