@@ -11,7 +11,10 @@ label = the emotion word, split by actor: train 01-06, test 07-08; the folder st
 - eGeMAPSv02 functionals (88-d) + SVM (RBF), standardised;
 - frozen Whisper tiny.en encoder, mean and std over the speech frames (768-d) + logistic regression;
 - the statement text alone (MiniLM sentence embedding + logistic regression): it carries no emotion, so
-  this is the chance floor a fused model must beat by listening.
+  this is the chance floor a fused model must beat by listening;
+- the two acoustic anchors again on speaker-normalised inputs (``egmf.training.data.normalize_per_speaker``, what
+  ``data.speaker_normalization: true`` gives every model: each actor's vectors standardised by that actor's own
+  mean/std, train and test split each on its own; no labels used).
 
 Accuracy and weighted F1 over the 8 classes go to ``benchmarks/results/ravdess_anchors.md``.
 """
@@ -56,6 +59,17 @@ def load_pooled(out: Path, ids: list[str], name: str) -> np.ndarray:
     return np.concatenate([np.load(out / "features" / "pooled" / name / f"{i}.npy") for i in ids])
 
 
+def speaker_normalised(out: Path, splits: list[list[str]]) -> dict:
+    """The clips of ``splits`` (lists of ids) as samples, each split standardised per actor as training does."""
+    from egmf.data.registry import load_dataset
+    from egmf.training.data import normalize_per_speaker
+
+    samples = {s.id: s for v in load_dataset("custom", out).splits.values() for s in v}
+    for ids in splits:
+        normalize_per_speaker([samples[i] for i in ids])
+    return samples
+
+
 def score(clf, x_tr, y_tr, x_te, y_te) -> dict[str, float]:
     from sklearn.metrics import accuracy_score, f1_score
 
@@ -88,6 +102,7 @@ def main() -> None:
     if REPO in args.out.resolve().parents:
         sys.exit(f"--out {args.out}: write the extracted dataset outside the repository")
 
+    from sklearn.base import clone
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -125,6 +140,13 @@ def main() -> None:
     ]
     for name, key, clf in anchors:
         m = score(clf, load_pooled(args.out, ids_tr, key), y_tr, load_pooled(args.out, ids_te, key), y_te)
+        rows.append((name, m))
+        print(f"{name}: accuracy {m['accuracy']:.4f}  weighted F1 {m['weighted_f1']:.4f}", flush=True)
+    by_speaker = speaker_normalised(args.out, [ids_tr, ids_te])
+    for name, key, clf in anchors[:2]:
+        name = name.replace(", standardised", "") + ", speaker-normalised (each actor by its own statistics)"
+        x_tr, x_te = (np.concatenate([by_speaker[i].pooled[key] for i in ids]) for ids in (ids_tr, ids_te))
+        m = score(clone(clf), x_tr, y_tr, x_te, y_te)
         rows.append((name, m))
         print(f"{name}: accuracy {m['accuracy']:.4f}  weighted F1 {m['weighted_f1']:.4f}", flush=True)
     # RAVDESS test actors have ties (16 clips of each non-neutral class): name all of them, sorted, so the

@@ -45,6 +45,16 @@ class DataConfig:
     limit: dict[str, int] = field(
         default_factory=dict, metadata={"help": "use at most N samples of a split per dataset (quick runs), e.g. {valid: 200}"}
     )
+    speaker_normalization: bool = field(
+        default=False,
+        metadata={"help": "standardise each speaker's audio/vision frames and acoustic pooled sets (not text) with "
+                          "that speaker's own per-dimension mean/std, per dataset and split, before the model's "
+                          "train-split standardisation: removes voice and recording differences between speakers "
+                          "(speaker-level normalisation, common in speech emotion work). Uses no labels but needs "
+                          "each speaker's clips together, so the speaker of a test clip must be known; speakers with "
+                          "fewer than 10 samples in a split are normalised together. `egmf predict --audio/--video` "
+                          "(one clip) refuses such a model"},
+    )
 
     def __post_init__(self):
         bad = sorted(set(self.max_frames) - {"text", "audio", "vision"})

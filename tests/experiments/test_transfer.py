@@ -492,3 +492,30 @@ def test_em_label_prior_needs_a_label_model(tmp_path):
     with pytest.raises(ConfigError, match="label prior 'em' needs an emotion/sentiment-label source model; mosei is msa"):
         run_transfer(cfg, DatasetEntry("simsv2", str(sims)), log=lambda _: None, label_priors=("em",))
     assert not (tmp_path / "runs").exists()  # refused before any training
+
+
+@pytest.mark.parametrize("speaker_normalization", [False, True])
+def test_the_target_is_loaded_with_the_sources_data_settings(tmp_path, speaker_normalization):
+    """A model trained on speaker-normalised inputs is scored on a target normalised the same way (and one trained
+    without, on the target as given): the target split is loaded with the source config's data settings."""
+    import dataclasses
+
+    import numpy as np
+
+    from egmf.data.registry import load_dataset
+    from egmf.data.synth import write_synthetic
+    from egmf.experiments import transfer
+    from egmf.training.data import normalize_per_speaker
+
+    cherma = write_synthetic("cherma", tmp_path / "cherma", size="tiny", seed=7,
+                             shapes={"text": (4, 8), "audio": (5, 6), "vision": (3, 7)})
+    cfg = config_from_dict(_config("meld", tmp_path / "meld", tmp_path / "runs", {"name": "late_fusion"}))
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, limit={},
+                                                            speaker_normalization=speaker_normalization))
+    split = transfer._eval_split(cfg, DatasetEntry("cherma", str(cherma)), "minilm", False)
+    expected = load_dataset("cherma", cherma).splits["test"]
+    if speaker_normalization:
+        normalize_per_speaker(expected)
+    assert [s.id for s in split.samples] == [s.id for s in expected]
+    for got, want in zip(split.samples, expected):
+        np.testing.assert_allclose(got.audio, want.audio, rtol=1e-6)

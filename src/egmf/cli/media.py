@@ -20,6 +20,12 @@ def sample_from_files(
     """A :class:`Sample` for ``infos[target]`` (the only trained dataset when ``target`` is None)."""
     from egmf.features.media import sample_from_media
 
+    if cfg.data.speaker_normalization:
+        raise ConfigError(
+            "predict --video/--audio: this model was trained with data.speaker_normalization (inputs standardised "
+            "by each speaker's own statistics, over that speaker's clips); one clip has none. Extract the speaker's "
+            "clips into a dataset (egmf extract) and run egmf predict --dataset custom --path DIR"
+        )
     target = _target(infos, target)
     for path in (video, audio):
         if path is not None and not Path(path).is_file():

@@ -169,9 +169,11 @@ def _samples_from_dataset(dataset, path, split, limit, cfg, infos):
     samples = data.splits.get(split) or []
     if not samples:
         raise ConfigError(f"--split {split!r}: empty or unknown in {path}; splits: {sorted(data.splits)}")
-    samples = samples[:limit] if limit else samples
-    from egmf.training.data import apply_text_source
+    from egmf.training.data import apply_text_source, normalize_per_speaker
 
+    if cfg.data.speaker_normalization:  # over the whole split, as training and evaluation saw it, then --limit
+        normalize_per_speaker(samples)
+    samples = samples[:limit] if limit else samples
     apply_text_source(samples, cfg.model.text_source, cfg.model.sentence_encoder)
     return samples
 

@@ -66,7 +66,7 @@ import numpy as np
 import pandas as pd
 
 from egmf.atomic import write_json_atomic, write_text_atomic
-from egmf.config import DataConfig, DatasetEntry, RunConfig, config_from_dict
+from egmf.config import DatasetEntry, RunConfig, config_from_dict
 from egmf.data.schema import MODALITIES, SPLITS, DatasetInfo, Sample, is_pooled_key, pooled_name
 from egmf.errors import ConfigError
 from egmf.evaluation.aggregate import (aggregate_seeds, format_cell, metric_cells, metric_numbers, to_markdown,
@@ -410,7 +410,7 @@ def _eval_split(cfg: RunConfig, entry: DatasetEntry, sentence_encoder: str, trai
 
     # The train split is loaded (and its sentence vectors made) only for its statistics: a target's train split
     # can be far larger than the split scored.
-    data = load_training_data(DataConfig([entry], cfg.data.max_frames, cfg.data.limit), cfg.model.text_source,
+    data = load_training_data(dataclasses.replace(cfg.data, datasets=[entry]), cfg.model.text_source,
                               sentence_encoder, SPLITS if train_statistics else ("valid", "test"))
     (info,) = data.infos.values()
     split = "test" if data.split("test") else "valid"

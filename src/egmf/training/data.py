@@ -17,11 +17,11 @@ import numpy as np
 import torch
 
 from egmf.data.registry import load_dataset
-from egmf.data.schema import MODALITIES, SPLITS, DatasetInfo, Sample, pooled_key
+from egmf.data.schema import MODALITIES, SPLITS, DatasetInfo, Sample, is_pooled_key, pooled_key, pooled_name
 from egmf.data.validate import refuse_kept_nan
 from egmf.errors import ConfigError, DataFormatError
 from egmf.model.config import text_feature_dim
-from egmf.model.standardize import Statistics
+from egmf.model.standardize import Statistics, safe_std
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,9 @@ def load_training_data(data_cfg, text_source: str = "dataset", sentence_encoder:
     for d in dims.values():
         d["text"] = text_feature_dim(text_source, d["text"])  # the data's view: no LLM embeddings here
     _truncate(by_split, data_cfg.max_frames)
+    if data_cfg.speaker_normalization:
+        for samples in by_split.values():  # each split by its own speakers' statistics: no split sees another
+            normalize_per_speaker(samples)
     if "train" in splits and not by_split["train"]:
         raise ConfigError("data.datasets: the train split is empty in every dataset")
     return TrainingData(infos=infos, feature_dims=dims, splits=by_split)
@@ -163,6 +166,48 @@ def feature_statistics(samples: list[Sample]) -> Statistics:
     for (ds, key), (n, mean, m2) in acc.items():
         out.setdefault(ds, {})[key] = (mean, np.sqrt(m2 / n))
     return out
+
+
+# A speaker with fewer samples than this in a split has no statistics of its own worth the name (one clip's pooled
+# vector would become all zeros): such speakers, and samples with no speaker, are normalised as one group.
+SPEAKER_MIN_SAMPLES = 10
+
+
+def normalize_per_speaker(samples: list[Sample], min_samples: int = SPEAKER_MIN_SAMPLES) -> dict[str, int]:
+    """Standardise, in place, each speaker's audio and vision frames and acoustic pooled sets with that speaker's
+    own per-dimension mean/std (``data.speaker_normalization``); returns ``{dataset: number of speaker groups}``.
+
+    Pass one split's samples: the statistics are computed over ``samples`` only, per (dataset, speaker), with
+    :func:`feature_statistics` (all real frames; a constant dimension keeps std 1, :func:`safe_std`). Speakers
+    with fewer than ``min_samples`` samples and samples without a speaker form one group per dataset. Text
+    features and the ``sentence`` pooled set describe the words, not the voice, and are left as they are.
+    """
+    from egmf.model.fusion.encoders import pooled_modality
+
+    groups: dict[tuple[str, str | None], list[Sample]] = {}
+    for s in samples:
+        groups.setdefault((s.dataset, s.speaker), []).append(s)
+    merged: dict[tuple[str, str | None], list[Sample]] = {}
+    for (dataset, speaker), members in groups.items():
+        key = (dataset, speaker if speaker is not None and len(members) >= min_samples else None)
+        merged.setdefault(key, []).extend(members)
+    counts: dict[str, int] = {}
+    for (dataset, _), members in merged.items():
+        counts[dataset] = counts.get(dataset, 0) + 1
+        for key, (mean, std) in feature_statistics(members).get(dataset, {}).items():
+            if key == "text" or (is_pooled_key(key) and pooled_modality(key) == "text"):
+                continue
+            std = safe_std(mean, std)
+            for s in members:
+                a = s.features(key)
+                if a is None or a.size == 0:
+                    continue
+                z = ((np.asarray(a, dtype=np.float64) - mean) / std).astype(np.float32)
+                if is_pooled_key(key):
+                    s.pooled[pooled_name(key)] = z
+                else:
+                    setattr(s, key, z)
+    return counts
 
 
 class SampleList(torch.utils.data.Dataset):
