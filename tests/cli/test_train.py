@@ -131,3 +131,34 @@ def test_config_validate_and_keys():
     assert bad.exit_code == 2 and "gate_temperature" in bad.output
     keys = runner.invoke(app, ["config", "keys"])
     assert keys.exit_code == 0 and "model.fusion.num_pseudo_tokens" in keys.output
+
+
+def test_predict_on_a_dataset_normalises_per_speaker_as_training_did(tmp_path):
+    """A model trained with data.speaker_normalization: ``egmf predict --dataset`` gives exactly the run's own test
+    predictions (the split normalised per speaker as a whole, then --limit); predicting the inputs as given, without
+    the normalisation, gives other scores (checked by hand: this test fails then)."""
+    write_synthetic("mmsa", tmp_path / "mosei", size="tiny", seed=2, flavour="mosei",
+                    dims={"text": 16, "audio": 8, "vision": 6}, seq_lens={"text": 8, "audio": 12, "vision": 10})
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "spk", "output_dir": str(tmp_path / "runs"),
+        "data": {"datasets": [{"name": "mosei", "path": str(tmp_path / "mosei")}], "speaker_normalization": True},
+        "model": {"name": "late_fusion", "text_source": "dataset", "baseline": {"hidden": 16, "layers": 1}},
+        "train": {"epochs": 1, "max_steps": 2, "batch_size": 8, "mixed_precision": "no"},
+        "eval": {"plots": False},
+    }))
+    assert runner.invoke(app, ["train", "--config", str(config)]).exit_code == 0
+    seed = tmp_path / "runs" / "spk" / "seed_1111"
+
+    def scores(path):
+        return [json.loads(x)["prediction"] for x in path.read_text(encoding="utf-8").splitlines()]
+
+    own = scores(seed / "predictions_test.jsonl")
+    out = tmp_path / "preds.jsonl"
+    args = ["predict", "--checkpoint", str(seed / "checkpoints" / "best"), "--dataset", "mosei", "--path",
+            str(tmp_path / "mosei"), "--limit", "4", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert len(own) > 4 and scores(out) == pytest.approx(own[:4], abs=1e-6)
+    saved = yaml.safe_load((tmp_path / "runs" / "spk" / "config.yaml").read_text())
+    assert saved["data"]["speaker_normalization"] is True
