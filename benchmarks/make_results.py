@@ -74,6 +74,10 @@ SECTIONS = [
      "fusion_head_cap20", "RAVDESS: EGMF (fusion head) with a 20-epoch cap instead of 10, three seeds"),
     ("quality_ravdess_converged_mult_pooling", "benchmarks/quality.py ravdess --converge --seeds 1111,2222,3333 "
      "--models mult,mult_mean_pool --tag mult_pooling", "RAVDESS: MulT pooling its streams by last state or mean"),
+    ("quality_ravdess_converged_speaker_norm", "benchmarks/quality.py ravdess --converge --seeds 1111,2222,3333 "
+     "--llm-seeds 1111,2222,3333 --models egmf_speaker_norm,egmf,late_fusion_speaker_norm,late_fusion,"
+     "mult_speaker_norm,mult --llm-epochs 10 --patience 3 --tag speaker_norm",
+     "RAVDESS: every model with and without speaker-level normalisation, three seeds each"),
     ("ablation_ravdess_converged_egmf_fusion_head", "benchmarks/ablation.py --dataset ravdess --converge "
      "--base-variant egmf_fusion_head --full-seeds 1111,2222,3333 --llm-epochs 10",
      "RAVDESS: EGMF's ablations at convergence, from EGMF with the fusion head"),
