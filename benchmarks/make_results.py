@@ -78,6 +78,10 @@ SECTIONS = [
      "--llm-seeds 1111,2222,3333 --models egmf_speaker_norm,egmf,late_fusion_speaker_norm,late_fusion,"
      "mult_speaker_norm,mult --llm-epochs 10 --patience 3 --tag speaker_norm",
      "RAVDESS: every model with and without speaker-level normalisation, three seeds each"),
+    ("quality_ravdess_converged_speaker_norm_mean_gate", "benchmarks/quality.py ravdess --converge --seeds "
+     "1111,2222,3333 --llm-seeds 1111,2222,3333 --models egmf_speaker_norm,egmf_mean_gate_speaker_norm --llm-epochs "
+     "10 --patience 3 --tag speaker_norm_mean_gate",
+     "RAVDESS with speaker-level normalisation: EGMF's hierarchical gates against a uniform mean, three seeds"),
     ("ablation_ravdess_converged_egmf_fusion_head", "benchmarks/ablation.py --dataset ravdess --converge "
      "--base-variant egmf_fusion_head --full-seeds 1111,2222,3333 --llm-epochs 10",
      "RAVDESS: EGMF's ablations at convergence, from EGMF with the fusion head"),

@@ -62,6 +62,7 @@ DESCRIPTIONS = {
     "egmf_speaker_norm": "EGMF with data.speaker_normalization=true (each speaker's audio standardised by its own stats)",
     "late_fusion_speaker_norm": "late-fusion MLP (no LLM), data.speaker_normalization=true",
     "mult_speaker_norm": "MulT-style cross-modal transformer (no LLM), data.speaker_normalization=true",
+    "egmf_mean_gate_speaker_norm": "EGMF with uniform-mean gates, data.speaker_normalization=true",
 }
 # Rows that are a registered model with settings changed: name -> the overrides that make it. The fusion head is
 # EGMF's default since 2026-12-03; egmf_fusion_head names it explicitly (its run folders predate that), and run
@@ -79,7 +80,8 @@ VARIANTS = {"egmf_fusion_head": ["model.name=egmf", "model.fusion_head_weight=0.
             "mult_no_weights": ["model.name=mult", "model.class_weighting=none"],
             "egmf_speaker_norm": ["model.name=egmf", "data.speaker_normalization=true"],
             "late_fusion_speaker_norm": ["model.name=late_fusion", "data.speaker_normalization=true"],
-            "mult_speaker_norm": ["model.name=mult", "data.speaker_normalization=true"]}
+            "mult_speaker_norm": ["model.name=mult", "data.speaker_normalization=true"],
+            "egmf_mean_gate_speaker_norm": ["model.name=egmf_mean_gate", "data.speaker_normalization=true"]}
 
 
 MELD_SETUP = ("MELD train minus held-out train dialogues (checkpoint selection: as many whole dialogues as dev has, "
