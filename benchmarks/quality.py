@@ -300,7 +300,6 @@ def main() -> None:
     llm_seeds = [int(s) for s in (args.llm_seeds or args.seeds).split(",")]
     data = labels_only(base) if args.converge or args.logit_adjust else None  # loaded once, read after every model
     per_epoch = steps_per_epoch(base, data) if args.converge else None
-    labels = data if args.logit_adjust else None
     if args.converge:
         budget = (f"until valid stops improving: one evaluation per epoch, patience {args.patience} epochs / cap "
                   f"{args.llm_epochs} epochs (LLM models, seeds {','.join(map(str, llm_seeds))}), patience "
@@ -318,8 +317,8 @@ def main() -> None:
         section.lines = list(erc_rows(results, dataset, DESCRIPTIONS, majority=True))
         if per_epoch is not None:
             section.add(*stopping_lines(results, per_epoch, args))
-        if labels is not None:
-            section.add(*logit_adjust_lines(results, labels))
+        if args.logit_adjust:
+            section.add(*logit_adjust_lines(results, data))
         left = [m for m in wanted if m not in results]
         if left:
             section.add("", f"Not trained yet (the sweep was stopped or is running): {', '.join(left)}.")
